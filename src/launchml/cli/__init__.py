@@ -1,0 +1,1 @@
+"""The ``launchml`` command (Typer); one module per verb group."""

@@ -1,0 +1,54 @@
+"""``launchml``: the command line. Every verb calls the same functions as the Python API.
+
+Exit codes: 0 success, 1 failure (bad data, a damaged package ...), 2 usage
+(a bad config key or value, a bad option).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from launchml.errors import ConfigError, LaunchmlError
+
+app = typer.Typer(
+    name="launchml",
+    help="prepare -> train -> optimize -> evaluate -> deploy, from one config.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print launchml errors as one clear message and exit 1 (2 for config/usage errors)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LaunchmlError as e:
+            from launchml.console import console
+
+            console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            raise typer.Exit(2 if isinstance(e, ConfigError) else 1) from None
+
+    return wrapper
+
+
+from launchml.cli import predict, quickstart, run  # noqa: E402,F401  (register verbs)
+
+
+def main() -> None:
+    from launchml.train.speed import tune_allocator
+
+    tune_allocator()  # before torch allocates anything
+    app(prog_name="launchml")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

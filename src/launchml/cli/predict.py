@@ -1,0 +1,50 @@
+"""``launchml predict`` and ``launchml serve``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from launchml.cli.main import app, handle_errors
+
+_ENGINE = typer.Option("auto", "--engine", help="auto | torch | onnx")
+
+
+@app.command()
+@handle_errors
+def predict(
+    model: Path = typer.Argument(..., help="a model package (runs/<name>/model)"),
+    inputs: list[Path] = typer.Argument(..., help="image files and/or folders"),
+    engine: str = _ENGINE,
+    out: Path | None = typer.Option(None, "--out", help="write JSON lines here, not stdout"),
+) -> None:
+    """Print one JSON line per image: file, label, probabilities."""
+    from launchml.deploy.predictor import Predictor, expand_paths
+
+    predictor = Predictor.load(model, engine=engine)  # type: ignore[arg-type]
+    files = expand_paths(inputs)
+    lines = [json.dumps({"file": row.pop("input"), **row}) for row in predictor.predict(files)]
+    text = "".join(line + "\n" for line in lines)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        from launchml.runs import write_text
+
+        write_text(out, text)
+
+
+@app.command()
+@handle_errors
+def serve(
+    model: Path = typer.Argument(..., help="a model package (runs/<name>/model)"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    engine: str = _ENGINE,
+) -> None:
+    """Serve the model over REST: POST /v1/predict, GET /healthz, docs at /docs."""
+    from launchml.deploy.predictor import Predictor
+    from launchml.deploy.server import serve as run_server
+
+    run_server(Predictor.load(model, engine=engine), host=host, port=port)  # type: ignore[arg-type]

@@ -1,0 +1,109 @@
+"""``RunConfig``: the whole run in one validated tree, loaded from YAML or a dict.
+
+It composes the config classes that live beside each stage. Unknown keys and
+bad values are errors that name the key, the allowed values and the fix; the
+resolved config (defaults filled in) is written into the run directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, field_validator
+
+from launchml.configbase import StrictModel, validate
+from launchml.data.images import ImageFolderConfig
+from launchml.errors import ConfigError
+from launchml.evaluate.evaluate import EvaluateConfig
+from launchml.models import ModelConfig
+from launchml.optimize.onnx_variants import OptimizeConfig
+from launchml.runs import RunDir, write_text
+from launchml.train.trainer import TrainConfig
+
+CONFIG_VERSION = 1
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class RunConfig(StrictModel):
+    """The root of a run config."""
+
+    version: int = Field(CONFIG_VERSION, description="config format version")
+    name: str = Field(description="the run's name; its folder is <output_dir>/<name>")
+    output_dir: str = Field("runs", description="where run folders are made")
+    seed: int = Field(42, description="seeds splits, initialization, batch order, augmentation")
+    data: ImageFolderConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("use letters, digits, '-', '_' or '.' (it becomes a folder name)")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v > CONFIG_VERSION:
+            raise ValueError(f"this launchml reads config versions up to {CONFIG_VERSION}; "
+                             "pip install -U launchml")
+        return v
+
+    @property
+    def run_dir(self) -> RunDir:
+        return RunDir(Path(self.output_dir) / self.name)
+
+    @classmethod
+    def load(cls, source: RunConfig | dict[str, Any] | str | Path) -> RunConfig:
+        if isinstance(source, RunConfig):
+            return source
+        if isinstance(source, dict):
+            return validate(cls, source, "dict")
+        path = Path(source)
+        if not path.exists():
+            raise ConfigError(f"config file '{path}' does not exist. Fix: launchml init "
+                              f"image-classification > {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"'{path}' is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"'{path}' must hold a mapping (key: value lines), got "
+                              f"{type(data).__name__}")
+        return validate(cls, data, str(path))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def save(self, path: Path) -> None:
+        write_text(path, "# resolved by launchml: every default filled in\n" + self.to_yaml())
+
+    def with_overrides(self, overrides: list[str]) -> RunConfig:
+        """Apply ``key.sub=value`` strings (values parsed as YAML)."""
+        data = self.model_dump(mode="json")
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"--set '{item}': expected key=value, e.g. train.epochs=3")
+            key, value = item.split("=", 1)
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"--set '{item}': '{part}' is not a config section")
+                node = node[part]
+            node[parts[-1]] = yaml.safe_load(value)
+        return validate(RunConfig, data, "--set")
+
+
+def template(name: str) -> str:
+    path = TEMPLATES / f"{name}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in TEMPLATES.glob("*.yaml"))
+        raise ConfigError(f"no template '{name}'; available: {', '.join(names)}")
+    return path.read_text(encoding="utf-8")

@@ -1,0 +1,205 @@
+"""Image folders: one sub-folder per class, Keras ``flow_from_directory`` semantics.
+
+Classes are the sub-folder names in sorted order; every image is decoded and
+resized once into a uint8 array (N, H, W, C) that epochs read instead of the
+files. ``load_image`` is the one decode/resize function: ``prepare`` and the
+predictor both call it with the same fitted state from ``package.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from pydantic import Field, field_validator
+
+from launchml.configbase import StrictModel
+from launchml.errors import DataError, InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+class ImageFolderConfig(StrictModel):
+    """``data:`` for a folder of images with one sub-folder per class."""
+
+    train: str = Field(description="folder with one sub-folder per class")
+    validation: str | None = Field(None, description="optional separate validation folder")
+    test: str | None = Field(None, description="optional separate test folder")
+    validation_split: float = Field(0.2, ge=0.0, lt=1.0, description="used when no validation")
+    test_split: float = Field(0.0, ge=0.0, lt=1.0, description="used when no test folder")
+    target_size: tuple[int, int] = Field((150, 150), description="[height, width] after resize")
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    class_mode: Literal["auto", "binary", "categorical"] = Field(
+        "auto", description="binary: one sigmoid output; categorical: softmax; auto: by count"
+    )
+    rescale: float = Field(1 / 255, gt=0.0, description="pixel values are multiplied by this")
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos"] = Field(
+        "nearest", description="resize filter; 'nearest' is the Keras default"
+    )
+    on_bad_file: Literal["error", "skip"] = "error"
+
+    @field_validator("target_size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 1:
+            raise ValueError("both sides must be >= 1 pixel, e.g. [150, 150]")
+        return v
+
+    def state(self) -> dict[str, Any]:
+        """The fitted preprocessing state of the ``image`` column (saved in package.json)."""
+        return {
+            "type": "image",
+            "target_size": list(self.target_size),
+            "color_mode": self.color_mode,
+            "interpolation": self.interpolation,
+            "rescale": self.rescale,
+        }
+
+
+def channels(state: dict[str, Any]) -> int:
+    return 1 if state["color_mode"] == "grayscale" else 3
+
+
+def load_image(source: Any, state: dict[str, Any]) -> np.ndarray:
+    """Decode and resize one image to uint8 (H, W, C) with the given preprocessing state.
+
+    ``source`` is a path, raw bytes, a PIL image or an array (H, W[, C]).
+    Raises InputError if it is not a readable image.
+    """
+    h, w = state["target_size"]
+    mode = "L" if state["color_mode"] == "grayscale" else "RGB"
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.dtype != np.uint8:
+            if arr.size and float(np.nanmax(arr)) <= 1.0:
+                arr = arr * 255.0
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+            raise InputError(
+                f"array of shape {arr.shape} is not an image; expected (H, W), (H, W, 1), "
+                "(H, W, 3) or (H, W, 4)"
+            )
+        img = Image.fromarray(arr)
+    elif isinstance(source, Image.Image):
+        img = source
+    else:
+        try:
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read image file '{source}': {e.strerror or e}") from None
+        img = _decode(data, name=str(source) if not isinstance(source, bytes) else "<bytes>")
+    if img.mode != mode:
+        if img.mode in ("P", "LA", "PA") or (img.mode == "RGBA" and mode == "RGB"):
+            img = img.convert("RGBA").convert(mode) if mode == "RGB" else img.convert(mode)
+        else:
+            img = img.convert(mode)
+    if img.size != (w, h):
+        img = img.resize((w, h), _RESAMPLE[state["interpolation"]])
+    out = np.asarray(img, dtype=np.uint8)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def _decode(data: bytes, name: str) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()  # force the full decode: truncated files fail here, not later
+        return img
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"'{name}' is not a readable image ({type(e).__name__}: {e})") from None
+
+
+def scan_folder(root: str, key: str) -> tuple[list[str], list[str], list[str]]:
+    """List ``root/<class>/<image>`` in sorted order: (files, class names per file, ignored)."""
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(
+            f"data.{key}: folder '{root}' does not exist or is not a folder. "
+            f"Fix: point data.{key} at a folder with one sub-folder per class."
+        )
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        loose = [p.name for p in base.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+        raise DataError(
+            f"data.{key}: folder '{root}' has no class sub-folders ({len(loose)} images lie "
+            f"directly inside). Fix: put each class's images in its own sub-folder, "
+            f"e.g. {root}/cats/*.jpg and {root}/dogs/*.jpg."
+        )
+    files: list[str] = []
+    labels: list[str] = []
+    ignored: list[str] = []
+    for name in classes:
+        found = 0
+        for dirpath, dirnames, filenames in os.walk(base / name):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fn in sorted(filenames):
+                path = os.path.join(dirpath, fn)
+                if fn.startswith("."):
+                    continue
+                if fn.lower().endswith(IMAGE_EXTENSIONS):
+                    files.append(path)
+                    labels.append(name)
+                    found += 1
+                else:
+                    ignored.append(path)
+        if found == 0:
+            raise DataError(
+                f"data.{key}: class folder '{base / name}' has no images "
+                f"({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}). "
+                "Fix: add images to it or remove the folder."
+            )
+    return files, labels, ignored
+
+
+def decode_files(
+    files: list[str], state: dict[str, Any], out: np.ndarray, on_bad_file: str
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Decode ``files`` into ``out`` (N, H, W, C) in parallel.
+
+    Returns the sha1 of every file (empty for a skipped one) and the skipped files.
+    """
+    def one(i: int) -> tuple[int, str, str | None]:
+        path = files[i]
+        try:
+            data = Path(path).read_bytes()
+            digest = hashlib.sha1(data).hexdigest()
+            out[i] = load_image(data, state)
+            return i, digest, None
+        except (InputError, OSError) as e:
+            return i, "", str(e).replace("'<bytes>'", f"'{path}'")
+
+    digests = [""] * len(files)
+    skipped: list[dict[str, str]] = []
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, digest, err in pool.map(one, range(len(files))):
+            digests[i] = digest
+            if err is not None:
+                if on_bad_file == "error":
+                    raise DataError(
+                        f"{err}. Fix: delete or replace '{files[i]}', or set "
+                        "data.on_bad_file: skip to leave bad files out (they are listed)."
+                    )
+                skipped.append({"file": files[i], "error": err})
+    return digests, skipped
+
+
+def class_counts(labels: list[str] | np.ndarray, classes: list[str]) -> dict[str, int]:
+    counts = Counter(labels.tolist() if isinstance(labels, np.ndarray) else labels)
+    if isinstance(labels, np.ndarray):
+        return {c: int(counts.get(i, 0)) for i, c in enumerate(classes)}
+    return {c: int(counts.get(c, 0)) for c in classes}

@@ -1,0 +1,66 @@
+"""The one shape every source becomes: a table of typed columns plus a target.
+
+An image folder is a table with two columns, ``image`` (type image, the file
+path) and ``label`` (the sub-folder's name). ``Schema`` describes the columns,
+``Prepared`` holds the decoded arrays of each split plus the fitted
+preprocessing state that the model package carries to serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Column:
+    name: str
+    type: str  # "image" for now; tables add number, category, text ...
+    shape: list[int] | None = None  # per-row array shape, e.g. [H, W, C]
+    dtype: str = "uint8"
+
+
+@dataclass
+class Schema:
+    columns: list[Column]
+    target: str
+    task: str  # "binary" | "multiclass"
+    labels: list[str]
+
+    @property
+    def inputs(self) -> list[Column]:
+        return [c for c in self.columns if c.name != self.target]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Schema:
+        cols = [Column(**c) for c in d["columns"]]
+        return cls(columns=cols, target=d["target"], task=d["task"], labels=list(d["labels"]))
+
+
+@dataclass
+class Split:
+    """The arrays of one split: column name -> array (memory-mapped), and row ids."""
+
+    name: str
+    arrays: dict[str, np.ndarray]
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+
+@dataclass
+class Prepared:
+    schema: Schema
+    splits: dict[str, Split]
+    preprocessing: dict[str, Any]  # column name -> fitted state (JSON-able)
+    manifest: dict[str, Any]
+
+    def split(self, name: str) -> Split | None:
+        s = self.splits.get(name)
+        return s if s is not None and len(s) else None

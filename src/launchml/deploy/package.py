@@ -1,0 +1,171 @@
+"""The model package: the one artifact that leaves training.
+
+A folder holding ``package.json`` (format version, task, input schema, output
+spec, fitted preprocessing state, metrics, provenance), ``weights.safetensors``
+and, after the optimize stage, ``model.onnx``. Loading never unpickles: JSON,
+safetensors and ONNX only. The format is versioned; older packages are
+upgraded on read by the functions in ``UPGRADES``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from launchml.data.schema import Schema
+from launchml.errors import PackageError
+from launchml.runs import atomic_path, read_json, write_json
+from launchml.tasks import Task, create_task
+
+FORMAT = "launchml-package"
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+ONNX = "model.onnx"
+# version -> function that turns a package.json dict of that version into the next one
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("launchml", "torch", "timm", "onnxruntime", "numpy"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass
+class Package:
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def schema(self) -> Schema:
+        return Schema.from_dict(self.meta["schema"])
+
+    @property
+    def task(self) -> Task:
+        return create_task(self.meta["task"]["name"], self.meta["task"]["labels"])
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return self.meta["preprocessing"]
+
+    @property
+    def threshold(self) -> float | None:
+        return self.meta["task"].get("threshold")
+
+    @property
+    def onnx_path(self) -> Path | None:
+        name = self.meta["files"].get("onnx")
+        return self.path / name if name and (self.path / name).exists() else None
+
+    def build_torch_model(self) -> torch.nn.Module:
+        from launchml.models import create_model
+
+        weights = self.path / WEIGHTS
+        if not weights.exists():
+            raise PackageError(f"'{weights}' is missing: the package has no PyTorch weights. "
+                               "Fix: use engine='onnx', or re-run training.")
+        model = create_model(self.meta["model"], self.schema, self.task, self.preprocessing,
+                             for_loading=True)
+        model.load_state_dict(load_file(weights))
+        return model.eval()
+
+
+def save_package(
+    path: str | Path,
+    *,
+    model: torch.nn.Module | None,
+    schema: Schema,
+    model_spec: dict[str, Any],
+    preprocessing: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
+    onnx_file: str | Path | None = None,
+    threshold: float | None = None,
+) -> Package:
+    """Write a package folder; ``package.json`` is written last, so it marks a complete one."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str | None] = {"weights": None, "onnx": None}
+    if model is not None:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        with atomic_path(path / WEIGHTS) as tmp:
+            save_file(state, str(tmp))
+        files["weights"] = WEIGHTS
+    if onnx_file is not None:
+        if Path(onnx_file).resolve() != (path / ONNX).resolve():
+            with atomic_path(path / ONNX) as tmp:
+                shutil.copyfile(onnx_file, tmp)
+        files["onnx"] = ONNX
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "task": {"name": schema.task, "labels": schema.labels, "threshold": threshold},
+        "schema": schema.to_dict(),
+        "inputs": [
+            {"name": c.name, "type": c.type, "shape": c.shape,
+             "onnx": {"dtype": "float32", "shape": ["N", *c.shape]}}
+            for c in schema.inputs
+        ],
+        "preprocessing": preprocessing,
+        "model": model_spec,
+        "files": files,
+        "metrics": metrics or {},
+        "provenance": {
+            **(provenance or {}),
+            "versions": versions(),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    }
+    write_json(path / "package.json", meta)
+    return Package(path, meta)
+
+
+def update_package(pkg: Package, **changes: Any) -> Package:
+    """Merge top-level keys into package.json (atomic rewrite)."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(pkg.meta.get(key), dict):
+            pkg.meta[key].update(value)
+        else:
+            pkg.meta[key] = value
+    write_json(pkg.path / "package.json", pkg.meta)
+    return pkg
+
+
+def load_package(path: str | Path) -> Package:
+    path = Path(path)
+    if path.is_dir() and (path / "model" / "package.json").exists():
+        path = path / "model"  # a run directory was given
+    meta_path = path / "package.json"
+    if not meta_path.exists():
+        raise PackageError(
+            f"'{path}' is not a launchml model package (no package.json). Fix: pass the "
+            "model folder of a run, e.g. runs/<name>/model."
+        )
+    try:
+        meta = read_json(meta_path)
+    except ValueError as e:
+        raise PackageError(f"'{meta_path}' is not valid JSON ({e}); the package is damaged.")
+    if meta.get("format") != FORMAT:
+        raise PackageError(f"'{meta_path}' is not a launchml package (format={meta.get('format')!r})")
+    version = meta.get("format_version", 0)
+    if version > FORMAT_VERSION:
+        raise PackageError(
+            f"'{path}' has package format {version}; this launchml reads up to "
+            f"{FORMAT_VERSION}. Fix: pip install -U launchml"
+        )
+    while version < FORMAT_VERSION:
+        meta = UPGRADES[version](meta)
+        version = meta["format_version"]
+    return Package(path, meta)

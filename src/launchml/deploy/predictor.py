@@ -1,0 +1,120 @@
+"""``Predictor``: one way to score inputs, used by Python, the CLI and the server alike.
+
+Inputs are decoded with ``launchml.data.load_rows`` and the package's fitted
+preprocessing state — the same code and state ``prepare`` used in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from launchml.data import load_rows
+from launchml.data.images import IMAGE_EXTENSIONS
+from launchml.deploy.package import Package, load_package
+from launchml.errors import InputError, PackageError
+
+Engine = Literal["auto", "torch", "onnx"]
+
+
+def expand_paths(items: Iterable[str | Path]) -> list[str]:
+    """Files stay; folders become their image files (recursive, sorted)."""
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise InputError(f"folder '{p}' holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            out += found
+        elif p.exists():
+            out.append(str(p))
+        else:
+            raise InputError(f"'{p}' does not exist. Fix: pass image files or a folder of them.")
+    return out
+
+
+class Predictor:
+    def __init__(self, package: Package, *, engine: Engine = "auto", batch_size: int = 64) -> None:
+        self.package = package
+        self.task = package.task
+        self.batch_size = batch_size
+        if engine == "auto":
+            engine = "torch" if (package.path / "weights.safetensors").exists() else "onnx"
+        self.engine = engine
+        if engine == "onnx":
+            if package.onnx_path is None:
+                raise PackageError(f"'{package.path}' has no model.onnx. Fix: run the optimize "
+                                   "stage (launchml run) or use engine='torch'.")
+            import onnxruntime as ort
+
+            self._session = ort.InferenceSession(str(package.onnx_path),
+                                                 providers=["CPUExecutionProvider"])
+        else:
+            self._model = package.build_torch_model()
+
+    @classmethod
+    def load(cls, path: str | Path, *, engine: Engine = "auto") -> Predictor:
+        return cls(load_package(path), engine=engine)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.task.labels
+
+    def logits(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw model outputs for prepared arrays (``image``: N x H x W x C uint8)."""
+        n = len(next(iter(arrays.values())))
+        outs = []
+        for s in range(0, n, self.batch_size):
+            batch = {k: np.ascontiguousarray(v[s:s + self.batch_size]) for k, v in arrays.items()}
+            if self.engine == "onnx":
+                feed = {k: v.astype(np.float32) for k, v in batch.items()}
+                outs.append(self._session.run(None, feed)[0])
+            else:
+                with torch.inference_mode():
+                    t = {k: torch.from_numpy(v.astype(np.float32)) for k, v in batch.items()}
+                    outs.append(self._model(**t).float().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, self.task.num_outputs))
+
+    def predict(self, inputs: Any) -> list[dict[str, Any]]:
+        """Label and class probabilities for each input.
+
+        ``inputs``: a path (file or folder), a PIL image, an image array (H, W[, C]),
+        a batch array (N, H, W, C), raw bytes, or a list of any of these.
+        """
+        sources, names = self._normalize(inputs)
+        if not sources:
+            return []
+        rows = []
+        for s in range(0, len(sources), self.batch_size):
+            chunk = sources[s:s + self.batch_size]
+            arrays = load_rows(chunk, self.package.preprocessing)
+            rows += self.task.decode(self.logits(arrays), self.package.threshold)
+        return [{"input": name, **row} for name, row in zip(names, rows, strict=True)]
+
+    def _normalize(self, inputs: Any) -> tuple[list[Any], list[Any]]:
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
+            return list(inputs), list(range(len(inputs)))
+        if isinstance(inputs, str | Path | bytes | Image.Image | np.ndarray):
+            inputs = [inputs]
+        sources: list[Any] = []
+        names: list[Any] = []
+        for i, item in enumerate(inputs):
+            if isinstance(item, str | Path):
+                files = expand_paths([item])
+                sources += files
+                names += files
+            else:
+                sources.append(item)
+                names.append(i)
+        return sources, names
+
+
+def load(path: str | Path, *, engine: Engine = "auto") -> Predictor:
+    """Load a model package (or a run directory) for prediction."""
+    return Predictor.load(path, engine=engine)

@@ -1,0 +1,121 @@
+"""The REST server (FastAPI): ``launchml serve runs/<name>/model``.
+
+    GET  /healthz        liveness and the loaded model's name
+    GET  /v1/model       the package's task, labels and input schema
+    POST /v1/predict     multipart upload(s) in field ``file`` (repeatable), or JSON
+                         {"image": "<base64>"} / {"images": ["<base64>", ...]}
+    GET  /docs           OpenAPI docs
+
+A bad upload (not an image, bad base64, wrong content type) is a 4xx JSON error
+``{"error": ...}``; only a fault of the server itself is a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from launchml.deploy.predictor import Predictor
+from launchml.errors import InputError
+
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "array",
+                                            "items": {"type": "string", "format": "binary"}}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "description": "base64 image file"},
+                        "images": {"type": "array", "items": {"type": "string"}},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+
+
+async def _read_inputs(request: Request) -> tuple[list[bytes], list[str]]:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        uploads = [v for v in form.getlist("file") if isinstance(v, UploadFile)]
+        if not uploads:
+            raise _BadRequest(422, "multipart body has no file field 'file'. Fix: -F file=@x.png")
+        return [await u.read() for u in uploads], [u.filename or "upload" for u in uploads]
+    if ctype.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _BadRequest(422, "body is not valid JSON") from None
+        if not isinstance(body, dict) or not ({"image", "images"} & set(body)):
+            raise _BadRequest(422, 'JSON body needs "image": "<base64>" or "images": [...]')
+        items = [body["image"]] if "image" in body else body["images"]
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise _BadRequest(422, '"image" must be a base64 string, "images" a list of them')
+        out = []
+        for i, item in enumerate(items):
+            try:
+                out.append(base64.b64decode(item.split(",", 1)[-1], validate=True))
+            except (binascii.Error, ValueError):
+                raise _BadRequest(422, f"image {i} is not valid base64") from None
+        return out, [f"image{i}" for i in range(len(out))]
+    raise _BadRequest(415, f"unsupported content type '{ctype or 'none'}'; send "
+                           "multipart/form-data (field 'file') or application/json")
+
+
+def create_app(predictor: Predictor) -> FastAPI:
+    pkg = predictor.package
+    app = FastAPI(title="launchml model server", version=str(pkg.meta["format_version"]),
+                  description=f"Serves the model package at {pkg.path}.")
+
+    @app.exception_handler(_BadRequest)
+    async def _bad(_: Request, exc: _BadRequest) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(InputError)
+    async def _bad_input(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=415)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": pkg.meta["model"]["name"], "engine": predictor.engine}
+
+    @app.get("/v1/model")
+    def model_info() -> dict[str, Any]:
+        return {k: pkg.meta[k] for k in ("task", "inputs", "model", "metrics", "format_version")}
+
+    @app.post("/v1/predict", openapi_extra=_PREDICT_BODY)
+    async def predict(request: Request) -> dict[str, Any]:
+        blobs, names = await _read_inputs(request)
+        rows = await run_in_threadpool(predictor.predict, blobs)
+        preds = [{**row, "input": name} for row, name in zip(rows, names, strict=True)]
+        return {"predictions": preds}
+
+    return app
+
+
+def serve(predictor: Predictor, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(predictor), host=host, port=port, log_level="info")

@@ -1,0 +1,89 @@
+"""Metrics on the test split (or validation when there is no test split)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from launchml import console
+from launchml.configbase import StrictModel
+from launchml.data.schema import Prepared
+from launchml.deploy.predictor import Predictor
+from launchml.errors import RunError
+from launchml.runs import RunDir, write_json
+from launchml.tasks import classification_metrics
+
+
+class EvaluateConfig(StrictModel):
+    """``evaluate:`` which split to score."""
+
+    split: Literal["auto", "test", "validation"] = Field(
+        "auto", description="auto: test if there is one, else validation"
+    )
+
+
+def pick_split(prepared: Prepared, choice: str) -> str:
+    order = ["test", "validation"] if choice == "auto" else [choice]
+    for name in order:
+        if prepared.split(name) is not None:
+            return name
+    raise RunError(
+        f"evaluate: no rows in split(s) {order}. Fix: set data.test, data.test_split or "
+        "data.validation_split so there is held-out data."
+    )
+
+
+def split_arrays(prepared: Prepared, name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    split = prepared.splits[name]
+    target = prepared.schema.target
+    inputs = {k: v for k, v in split.arrays.items() if k != target}
+    return inputs, np.asarray(split.arrays[target])
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix)
+    size = max(4.0, 0.5 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center",
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_title("confusion matrix")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name)
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
+             run: RunDir, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    name = pick_split(prepared, cfg.split)
+    inputs, y = split_arrays(prepared, name)
+    probs = predictor.task.probabilities(predictor.logits(inputs))
+    metrics = classification_metrics(predictor.task, y, probs, predictor.package.threshold)
+    metrics = {"split": name, **metrics, **(extra or {})}
+    write_json(run.evaluation / "metrics.json", metrics)
+    plot_confusion(metrics["confusion_matrix"], predictor.labels,
+                   run.evaluation / "plots" / "confusion_matrix.png")
+    auc = metrics.get("roc_auc", metrics.get("roc_auc_ovr_macro"))
+    console.info(
+        f"evaluate: {name} accuracy={metrics['accuracy']:.4f} f1_macro={metrics['f1_macro']:.4f}"
+        + (f" roc_auc={auc:.4f}" if auc is not None else "")
+        + f" -> {run.evaluation / 'metrics.json'}"
+    )
+    return metrics

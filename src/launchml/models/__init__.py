@@ -1,0 +1,113 @@
+"""Model families, one file per family, built by one factory.
+
+``create_model(spec, schema, task)`` returns an ``nn.Module`` whose forward
+takes one keyword tensor per input column (``image``: N x H x W x C raw pixel
+values, float or uint8) and returns raw outputs (logits). Families register
+themselves with ``@register_family``; ``timm:<name>`` selects any timm backbone.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pydantic import Field, field_validator
+
+from launchml.configbase import StrictModel
+from launchml.data.schema import Schema
+from launchml.errors import ModelError
+from launchml.tasks import Task
+
+FAMILIES: dict[str, Callable[..., torch.nn.Module]] = {}
+PREFIXED = ("timm:",)
+
+
+class ModelConfig(StrictModel):
+    """``model:`` which family to train and its options."""
+
+    name: str = Field("seed_cnn", description="seed_cnn, or timm:<backbone> e.g. timm:resnet18")
+    pretrained: bool | str = Field(
+        False,
+        description="timm only: true (download), a local weights file, or hf-hub:<repo>",
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the output layer")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v in FAMILIES or any(v.startswith(p) and len(v) > len(p) for p in PREFIXED):
+            return v
+        hint = difflib.get_close_matches(v, list(FAMILIES), n=1)
+        raise ValueError(
+            f"unknown model family; available: {', '.join(sorted(FAMILIES))}, or "
+            f"timm:<name>{f'. Did you mean {hint[0]!r}?' if hint else ''}"
+        )
+
+
+def register_family(name: str) -> Callable:
+    def deco(fn: Callable[..., torch.nn.Module]) -> Callable[..., torch.nn.Module]:
+        FAMILIES[name] = fn
+        return fn
+
+    return deco
+
+
+def list_families() -> list[str]:
+    return sorted(FAMILIES) + [p + "<name>" for p in PREFIXED]
+
+
+def create_model(
+    spec: ModelConfig | dict[str, Any],
+    schema: Schema,
+    task: Task,
+    preprocessing: dict[str, Any],
+    *,
+    for_loading: bool = False,
+) -> torch.nn.Module:
+    """Build the model for ``schema`` and ``task`` with the fitted ``preprocessing`` state.
+
+    ``for_loading`` skips pretrained weight loading (the package's weights follow).
+    """
+    if isinstance(spec, dict):
+        spec = ModelConfig.model_validate(spec)
+    image_cols = [c for c in schema.inputs if c.type == "image"]
+    if len(image_cols) != 1 or len(schema.inputs) != 1:
+        raise ModelError(
+            f"model '{spec.name}' takes exactly one image column; the data has "
+            f"{[c.name + ':' + c.type for c in schema.inputs]}"
+        )
+    h, w, c = image_cols[0].shape
+    family = "timm" if spec.name.startswith("timm:") else spec.name
+    build = FAMILIES[family]
+    net, mean, std = build(spec=spec, height=h, width=w, channels=c,
+                           num_outputs=task.num_outputs, for_loading=for_loading)
+    rescale = preprocessing[image_cols[0].name]["rescale"]
+    return ImageModel(net, rescale=rescale, mean=mean, std=std)
+
+
+class ImageModel(torch.nn.Module):
+    """Raw pixels N x H x W x C -> rescale/normalize -> backbone (channels-last NCHW)."""
+
+    def __init__(
+        self, net: torch.nn.Module, rescale: float, mean: list[float], std: list[float]
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.rescale = rescale
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        # permute keeps NHWC memory order, i.e. a channels-last NCHW tensor, for free
+        x = image.permute(0, 3, 1, 2).float() * self.rescale
+        x = (x - self.mean) / self.std
+        return self.net(x)
+
+
+# families register themselves on import
+from launchml.models import seed_cnn, timm_family  # noqa: E402,F401
+
+__all__ = ["FAMILIES", "ImageModel", "ModelConfig", "create_model", "list_families",
+           "register_family"]

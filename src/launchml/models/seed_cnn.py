@@ -1,0 +1,66 @@
+"""The article's Keras CNN (section 5), in PyTorch.
+
+Conv(32) -> MaxPool -> Conv(64) -> MaxPool -> Conv(128) -> MaxPool -> Flatten
+-> Dense(512) -> output, 3x3 'valid' convolutions and 2x2 pooling, exactly as
+the Keras ``Sequential`` model. The Dense(512) input adapts to the image size
+(150x150 -> 17x17x128). Weights start as Keras's do (Glorot-uniform, zero
+bias), so the same optimizer settings behave the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from launchml.errors import ModelError
+from launchml.models import ModelConfig, register_family
+
+MIN_SIDE = 22  # the smallest side that leaves a 1x1 map after three conv+pool blocks
+
+
+def _out_side(n: int) -> int:
+    for _ in range(3):
+        n = (n - 2) // 2
+    return n
+
+
+class SeedCNN(nn.Module):
+    def __init__(self, channels: int, height: int, width: int, num_outputs: int,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        fh, fw = _out_side(height), _out_side(width)
+        if fh < 1 or fw < 1:
+            raise ModelError(
+                f"seed_cnn needs images of at least {MIN_SIDE}x{MIN_SIDE}; data.target_size is "
+                f"[{height}, {width}]. Fix: set data.target_size to e.g. [32, 32] or larger."
+            )
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(128 * fh * fw, 512), nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(512, num_outputs),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@register_family("seed_cnn")
+def build_seed_cnn(*, spec: ModelConfig, height: int, width: int, channels: int,
+                   num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list]:
+    if spec.pretrained:
+        raise ModelError(
+            "seed_cnn has no pretrained weights; model.pretrained is "
+            f"{spec.pretrained!r}. Fix: remove model.pretrained or use model.name: timm:resnet18."
+        )
+    net = SeedCNN(channels, height, width, num_outputs, spec.dropout)
+    return net, [0.0] * channels, [1.0] * channels

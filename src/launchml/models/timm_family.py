@@ -1,0 +1,75 @@
+"""Any timm backbone: ``model.name: timm:<architecture>``.
+
+``model.pretrained`` is ``false`` (random init), ``true`` (timm's default
+weights from the Hugging Face Hub), ``hf-hub:<org>/<repo>``, or a local weights
+file (.safetensors / .pth / .bin). Offline, a missing download is a
+``ModelError`` that says how to use a local file instead. When pretrained
+weights are used, the model normalizes inputs with their mean/std.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from torch import nn
+
+from launchml.errors import MissingDependencyError, ModelError
+from launchml.models import ModelConfig, register_family
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError as e:  # pragma: no cover - timm is a core dependency
+        raise MissingDependencyError("timm is not installed. Fix: pip install timm") from e
+    return timm
+
+
+@register_family("timm")
+def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
+               num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list]:
+    timm = _timm()
+    arch = spec.name.removeprefix("timm:")
+    pretrained = spec.pretrained
+    kwargs: dict = {"num_classes": num_outputs, "in_chans": channels, "drop_rate": spec.dropout}
+    if isinstance(pretrained, str) and pretrained.startswith("hf-hub:"):
+        arch, pretrained = pretrained, True
+    elif isinstance(pretrained, str):
+        path = Path(pretrained)
+        if not path.is_file():
+            raise ModelError(
+                f"model.pretrained: weights file '{pretrained}' does not exist. Fix: give the "
+                "path of a .safetensors/.pth file, 'true' for timm's hub weights, or false."
+            )
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        pretrained = True
+    elif not timm.is_model(arch):
+        hint = difflib.get_close_matches(arch, timm.list_models(), n=3)
+        raise ModelError(
+            f"model.name: timm has no architecture '{arch}'. "
+            + (f"Did you mean: {', '.join('timm:' + h for h in hint)}?" if hint else
+               "See timm.list_models() for the names.")
+        )
+    load = bool(pretrained) and not for_loading
+    try:
+        net = timm.create_model(arch, pretrained=load, **kwargs)
+    except (OSError, RuntimeError, ValueError, ConnectionError) as e:
+        if not load:
+            raise ModelError(f"timm could not build '{arch}': {e}") from e
+        raise ModelError(
+            f"could not load pretrained weights for '{spec.name}' ({type(e).__name__}: {e}). "
+            "If this machine is offline, download the weights once elsewhere (e.g. "
+            "timm.create_model(..., pretrained=True) then save_file(model.state_dict(), "
+            "'w.safetensors')) and set model.pretrained to that local file; or set "
+            "model.pretrained: false."
+        ) from e
+    if pretrained:
+        cfg = net.pretrained_cfg
+        mean, std = list(cfg.get("mean", (0.0,))), list(cfg.get("std", (1.0,)))
+        if len(mean) != channels:
+            mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+    else:
+        mean, std = [0.0] * channels, [1.0] * channels
+    del height, width  # timm backbones pool globally and take any input size
+    return net, mean, std

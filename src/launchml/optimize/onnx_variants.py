@@ -1,0 +1,161 @@
+"""ONNX export with a parity check, and a dynamic int8 ONNX Runtime variant.
+
+Each variant is a full model package under ``variants/<name>/`` (package.json
++ model.onnx), so any of them can be served. ``variants/summary.json`` holds
+the trade-off table: size, latency at batch 1, accuracy on the evaluation
+split, and the largest output difference from the PyTorch model.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from launchml import console
+from launchml.configbase import StrictModel
+from launchml.data.schema import Prepared
+from launchml.deploy.package import ONNX, WEIGHTS, Package, save_package
+from launchml.deploy.predictor import Predictor
+from launchml.evaluate.evaluate import pick_split, split_arrays
+from launchml.runs import RunDir, atomic_path, write_json
+from launchml.tasks import classification_metrics
+
+
+class OptimizeConfig(StrictModel):
+    """``optimize:`` which variants to build and how to check them."""
+
+    onnx: bool = Field(True, description="export model.onnx (needed by the int8 variant)")
+    int8: bool = Field(True, description="dynamic int8 quantization with ONNX Runtime")
+    parity_tolerance: float = Field(
+        1e-3, gt=0.0, description="max abs logit difference ONNX vs PyTorch before a warning"
+    )
+    parity_rows: int = Field(64, ge=1, description="rows of the evaluation split compared")
+    latency_runs: int = Field(20, ge=1, description="timed batch-1 calls per variant")
+
+
+def export_onnx(model: torch.nn.Module, sample: dict[str, np.ndarray], path: Path) -> Path:
+    """Export with a dynamic batch dimension (torch.export based exporter)."""
+    model = model.eval()
+    kwargs = {k: torch.from_numpy(np.ascontiguousarray(v[:2])).float() for k, v in sample.items()}
+    batch = torch.export.Dim("batch", min=1)
+    with atomic_path(path, suffix=".onnx") as tmp:
+        torch.onnx.export(
+            model, (), str(tmp), kwargs=kwargs, input_names=list(kwargs),
+            output_names=["logits"], dynamic_shapes={k: {0: batch} for k in kwargs},
+            dynamo=True, external_data=False, verbose=False,
+        )
+    return path
+
+
+def quantize_int8(src: Path, dst: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+
+    pre = dst.with_name("preprocessed.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    with atomic_path(dst, suffix=".onnx") as tmp:
+        # MatMul/Gemm carry most weights; ONNX Runtime's CPU ConvInteger needs uint8
+        # weights, so convolutions stay float to keep the variant runnable everywhere.
+        quantize_dynamic(pre, tmp, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+    pre.unlink()
+    return dst
+
+
+def _latency_ms(predictor: Predictor, one: dict[str, np.ndarray], runs: int) -> float:
+    for _ in range(3):
+        predictor.logits(one)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        predictor.logits(one)
+        times.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(times), 3)
+
+
+def _measure(predictor: Predictor, inputs, y, size: int, cfg: OptimizeConfig,
+             reference: np.ndarray | None) -> dict[str, Any]:
+    logits = predictor.logits(inputs)
+    probs = predictor.task.probabilities(logits)
+    metrics = classification_metrics(predictor.task, y, probs, predictor.package.threshold)
+    row: dict[str, Any] = {
+        "engine": predictor.engine,
+        "size_bytes": size,
+        "latency_ms_batch1": _latency_ms(predictor, {k: v[:1] for k, v in inputs.items()},
+                                         cfg.latency_runs),
+        "accuracy": round(metrics["accuracy"], 6),
+    }
+    if reference is not None:
+        n = min(cfg.parity_rows, len(reference))
+        row["max_abs_diff"] = float(np.abs(logits[:n] - reference[:n]).max())
+    return row, logits
+
+
+def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
+             run: RunDir) -> dict[str, dict[str, Any]]:
+    split = pick_split(prepared, "auto")
+    inputs, y = split_arrays(prepared, split)
+    base = Predictor(package, engine="torch")
+    table: dict[str, dict[str, Any]] = {}
+    table["pytorch"], ref = _measure(base, inputs, y, (package.path / WEIGHTS).stat().st_size,
+                                     cfg, None)
+    if cfg.onnx or cfg.int8:
+        out = run.variants / "onnx"
+        onnx_file = export_onnx(base._model, inputs, out / ONNX)
+        pkg = _variant_package(package, out, onnx_file, "onnx")
+        table["onnx"], _ = _measure(Predictor(pkg, engine="onnx"), inputs, y,
+                                    onnx_file.stat().st_size, cfg, ref)
+        if table["onnx"]["max_abs_diff"] > cfg.parity_tolerance:
+            console.warn(f"ONNX parity: max abs difference {table['onnx']['max_abs_diff']:.2e} "
+                         f"> optimize.parity_tolerance {cfg.parity_tolerance:.0e}")
+        if cfg.int8:
+            q_out = run.variants / "int8"
+            q_file = quantize_int8(onnx_file, q_out / ONNX)
+            qpkg = _variant_package(package, q_out, q_file, "int8")
+            table["int8"], _ = _measure(Predictor(qpkg, engine="onnx"), inputs, y,
+                                        q_file.stat().st_size, cfg, ref)
+        if not cfg.onnx:
+            shutil.rmtree(out)
+            del table["onnx"]
+    for name, row in table.items():
+        row["split"] = split
+        base_row = table["pytorch"]
+        row["size_ratio"] = round(row["size_bytes"] / base_row["size_bytes"], 4)
+        row["speedup"] = round(base_row["latency_ms_batch1"] / row["latency_ms_batch1"], 3)
+    write_json(run.variants / "summary.json", table)
+    _print_table(table)
+    return table
+
+
+def _variant_package(package: Package, out: Path, onnx_file: Path, name: str) -> Package:
+    return save_package(
+        out, model=None, schema=package.schema, model_spec=package.meta["model"],
+        preprocessing=package.preprocessing, metrics={"variant": name},
+        provenance=package.meta["provenance"], onnx_file=onnx_file, threshold=package.threshold,
+    )
+
+
+def _print_table(table: dict[str, dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    from launchml.console import console as rich_console
+    from launchml.console import quiet
+
+    if quiet():
+        return
+    t = Table(title="optimize: variants")
+    for col in ("variant", "size MB", "x size", "latency ms (b=1)", "speedup", "accuracy",
+                "max |diff|"):
+        t.add_column(col, justify="right")
+    for name, row in table.items():
+        diff = row.get("max_abs_diff")
+        t.add_row(name, f"{row['size_bytes'] / 1e6:.2f}", f"{row['size_ratio']:.2f}",
+                  f"{row['latency_ms_batch1']:.2f}", f"{row['speedup']:.2f}",
+                  f"{row['accuracy']:.4f}", "-" if diff is None else f"{diff:.1e}")
+    rich_console.print(t)

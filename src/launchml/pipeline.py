@@ -1,0 +1,144 @@
+"""``run(config)``: prepare -> train -> optimize -> evaluate -> deploy, nothing else.
+
+Each stage reads what the previous one wrote into the run directory, so any
+tail of the pipeline can run on its own (``stages=["evaluate"]``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launchml import console
+from launchml.config import RunConfig
+from launchml.data import ADAPTERS, Prepared, load_prepared
+from launchml.deploy.package import ONNX, load_package, save_package, update_package
+from launchml.deploy.predictor import Predictor
+from launchml.errors import ConfigError, RunError
+from launchml.evaluate import evaluate
+from launchml.models import create_model
+from launchml.optimize import optimize
+from launchml.runs import RunDir, atomic_path, read_json
+from launchml.tasks import create_task
+from launchml.train import Trainer, TrainResult, config_fingerprint
+
+STAGES = ("prepare", "train", "optimize", "evaluate", "deploy")
+
+
+@dataclass
+class Run:
+    """What ``launchml.run`` returns: the config, the run folder and each stage's result."""
+
+    config: RunConfig
+    dir: RunDir
+    prepared: Prepared | None = None
+    train: TrainResult | None = None
+    variants: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.dir.model
+
+    @property
+    def predictor(self) -> Predictor:
+        return Predictor.load(self.dir.model)
+
+
+def _check_stages(stages: list[str] | None) -> list[str]:
+    if stages is None:
+        return list(STAGES)
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise ConfigError(f"unknown stage(s) {bad}; the stages are {', '.join(STAGES)}")
+    return [s for s in STAGES if s in stages]
+
+
+def _start(cfg: RunConfig, stages: list[str], resume: bool, overwrite: bool) -> RunDir:
+    run = cfg.run_dir
+    if overwrite and run.root.exists():
+        shutil.rmtree(run.root)
+    has_ckpt = (run.checkpoints / "last.ckpt").exists()
+    if "train" in stages and has_ckpt and not resume:
+        raise RunError(
+            f"run '{run.root}' already has checkpoints. Fix: --resume to continue it, "
+            "--overwrite to start again, or choose another name."
+        )
+    run.mkdir()
+    cfg.save(run.config)
+    return run
+
+
+def run(
+    config: RunConfig | dict[str, Any] | str | Path,
+    *,
+    stages: list[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Run:
+    """Run the pipeline (or the listed stages) and return the ``Run``."""
+    cfg = RunConfig.load(config)
+    todo = _check_stages(stages)
+    rd = _start(cfg, todo, resume, overwrite)
+    result = Run(config=cfg, dir=rd)
+    prepare = ADAPTERS["image_folder"][1]
+    if "prepare" in todo:
+        result.prepared = prepare(cfg.data, rd, cfg.seed)
+    if {"train", "optimize", "evaluate"} & set(todo) and result.prepared is None:
+        result.prepared = load_prepared(rd)
+    prepared = result.prepared
+    if "train" in todo:
+        result.train = train_stage(cfg, rd, prepared, resume=resume)
+    if "optimize" in todo and (cfg.optimize.onnx or cfg.optimize.int8):
+        result.variants = optimize(cfg.optimize, load_package(rd.model), prepared, rd)
+    if "evaluate" in todo:
+        predictor = Predictor(load_package(rd.model), engine="torch")
+        result.metrics = evaluate(cfg.evaluate, predictor, prepared, rd)
+    if "deploy" in todo:
+        deploy_stage(rd)
+    return result
+
+
+def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:
+    task = create_task(prepared.schema.task, prepared.schema.labels)
+    model = create_model(cfg.model, prepared.schema, task, prepared.preprocessing)
+    cfg_dict = cfg.model_dump(mode="json")
+    trainer = Trainer(cfg.train, run=rd, seed=cfg.seed, fingerprint=config_fingerprint(cfg_dict))
+    result = trainer.fit(model, task, prepared, resume=resume)
+    best = next((r for r in result.history if r["epoch"] == result.best_epoch), {})
+    save_package(
+        rd.model, model=result.model, schema=prepared.schema,
+        model_spec=cfg.model.model_dump(mode="json"), preprocessing=prepared.preprocessing,
+        metrics={"train": best, "best_epoch": result.best_epoch},
+        provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict,
+                    "train_settings": result.settings},
+    )
+    console.info(f"train: best epoch {result.best_epoch}; model package -> {rd.model}")
+    return result
+
+
+def deploy_stage(rd: RunDir) -> None:
+    """Finish the package: add model.onnx and the measured metrics; print how to use it."""
+    pkg = load_package(rd.model)
+    changes: dict[str, Any] = {}
+    onnx = rd.variants / "onnx" / ONNX
+    if onnx.exists():
+        with atomic_path(rd.model / ONNX, suffix=".onnx") as tmp:
+            shutil.copyfile(onnx, tmp)
+        changes["files"] = {"onnx": ONNX}
+    metrics: dict[str, Any] = {}
+    if (rd.evaluation / "metrics.json").exists():
+        ev = read_json(rd.evaluation / "metrics.json")
+        metrics["evaluation"] = {k: v for k, v in ev.items() if not isinstance(v, dict | list)}
+    if (rd.variants / "summary.json").exists():
+        metrics["variants"] = read_json(rd.variants / "summary.json")
+    if metrics:
+        changes["metrics"] = metrics
+    update_package(pkg, **changes)
+    console.info(
+        f"deploy: package ready at {rd.model}\n"
+        f"  launchml predict {rd.model} <images or folder>\n"
+        f"  launchml serve {rd.model} --port 8000"
+    )

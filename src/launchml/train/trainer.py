@@ -1,0 +1,309 @@
+"""The training loop on Lightning Fabric.
+
+``Trainer.fit`` calls ``train_loop`` and ``val_loop`` once per epoch, steps
+the scheduler, checks early stopping and saves ``last.ckpt`` / ``best.ckpt``.
+Batches are gathered from the prepared uint8 array (moved to the device whole
+when it fits) in an order drawn from ``seed`` and the epoch number, so a run
+resumed from ``last.ckpt`` continues exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning_fabric import Fabric
+from pydantic import Field
+
+from launchml import console
+from launchml.configbase import StrictModel
+from launchml.data.schema import Prepared, Split
+from launchml.errors import RunError
+from launchml.runs import RunDir, atomic_path, write_text
+from launchml.tasks import Task
+from launchml.train.augment import AugmentConfig, augment
+from launchml.train.progress import EpochProgress
+from launchml.train.speed import (
+    FABRIC_PRECISION,
+    resolve_accelerator,
+    resolve_precision,
+    tune_allocator,
+)
+
+
+class TrainConfig(StrictModel):
+    """``train:`` the loop, the optimizer and the speed settings."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd only")
+    scheduler: Literal["none", "cosine", "onecycle"] = "none"
+    monitor: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss", description="picks the best checkpoint and drives early stopping"
+    )
+    patience: int | None = Field(None, ge=1, description="early stopping; null = off")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPUs"
+    )
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
+    channels_last: bool = Field(True, description="NHWC memory layout for convolutions")
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile; auto: on GPUs for runs long enough to repay it"
+    )
+    data_on_device: bool | Literal["auto"] = Field(
+        "auto", description="move the whole image array to the device when it fits"
+    )
+    num_threads: int | None = Field(None, ge=1, description="CPU threads; null = all cores")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_metric: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def config_fingerprint(cfg_dict: dict[str, Any]) -> str:
+    """Hash of everything in the run config that changes training except ``train.epochs``."""
+    d = json.loads(json.dumps(cfg_dict))
+    d.get("train", {}).pop("epochs", None)
+    for key in ("optimize", "evaluate", "deploy"):
+        d.pop(key, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fits(nbytes: int, device: torch.device) -> bool:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes < 0.5 * free
+    avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return nbytes < 0.25 * avail
+
+
+class Trainer:
+    """Constructors store; ``fit`` computes."""
+
+    def __init__(self, cfg: TrainConfig, *, run: RunDir, seed: int, fingerprint: str) -> None:
+        self.cfg = cfg
+        self.run = run
+        self.seed = seed
+        self.fingerprint = fingerprint
+
+    # -- setup -------------------------------------------------------------
+    def _settings(self, steps: int) -> dict[str, Any]:
+        cfg = self.cfg
+        accel = resolve_accelerator(cfg.accelerator)
+        precision = resolve_precision(cfg.precision, accel)
+        compile_ = cfg.compile if cfg.compile != "auto" else (accel == "cuda" and steps >= 500)
+        threads = cfg.num_threads or os.cpu_count() or 1
+        return {"accelerator": accel, "precision": precision, "compile": bool(compile_),
+                "channels_last": cfg.channels_last, "num_threads": threads,
+                **tune_allocator()}
+
+    def _optimizer(self, model: torch.nn.Module, fused: bool) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        params = [p for p in model.parameters() if p.requires_grad]
+        extra = {"fused": True} if fused else {}
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay, **extra)
+        cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+        return cls(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, **extra)
+
+    def _scheduler(self, opt: torch.optim.Optimizer, total: int):
+        if self.cfg.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        if self.cfg.scheduler == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.learning_rate,
+                                                       total_steps=total)
+        return None
+
+    def _to_device(self, split: Split | None, device: torch.device) -> tuple[Any, Any] | None:
+        if split is None:
+            return None
+        x, y = split.arrays["image"], split.arrays["label"]
+        on_device = self.cfg.data_on_device
+        if on_device == "auto":
+            on_device = _fits(x.nbytes, device)
+        y_t = torch.from_numpy(np.asarray(y)).to(device)
+        if on_device:
+            return torch.from_numpy(np.array(x)).to(device), y_t
+        return x, y_t  # a memmap: batches are gathered from disk
+
+    # -- the loop ----------------------------------------------------------
+    def fit(self, model: torch.nn.Module, task: Task, prepared: Prepared, *,
+            resume: bool = False) -> TrainResult:
+        cfg = self.cfg
+        train = prepared.split("train")
+        if train is None:
+            raise RunError("the train split is empty: nothing to train on")
+        val = prepared.split("validation")
+        steps = math.ceil(len(train) / cfg.batch_size)
+        settings = self._settings(steps * cfg.epochs)
+        torch.set_num_threads(settings["num_threads"])
+        torch.manual_seed(self.seed)
+        fabric = Fabric(accelerator=settings["accelerator"], devices=1,
+                        precision=FABRIC_PRECISION[settings["precision"]])
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        raw_model = model
+        opt = self._optimizer(model, fused=settings["accelerator"] == "cuda")
+        sched = self._scheduler(opt, steps * cfg.epochs)
+        model, opt = fabric.setup(model, opt)
+        if settings["compile"]:
+            model = torch.compile(model)
+        monitor = cfg.monitor if val is not None else "train_loss"
+        sign = -1.0 if monitor.endswith("accuracy") else 1.0  # lower is better after sign
+        state = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+        if resume:
+            state = self._load(raw_model, opt, sched, fabric.device)
+        self.run.checkpoints.mkdir(parents=True, exist_ok=True)
+        data = self._to_device(train, fabric.device)
+        val_data = self._to_device(val, fabric.device)
+        console.info(
+            f"train: {len(train)} images, {cfg.epochs} epochs on {settings['accelerator']} "
+            f"({settings['precision']}, {settings['num_threads']} threads"
+            f"{', compiled' if settings['compile'] else ''})"
+        )
+        progress = EpochProgress(cfg.epochs, len(train))
+        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+            torch.manual_seed(self.seed * 1000 + epoch)  # dropout etc., resumable
+            t0 = time.perf_counter()
+            train_metrics = self.train_loop(fabric, model, opt, sched, task, data, epoch, progress)
+            seconds = time.perf_counter() - t0
+            row = {"event": "epoch", "epoch": epoch, **train_metrics,
+                   **self.val_loop(fabric, model, task, val_data),
+                   "lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
+                   "train_images_per_s": round(len(train) / seconds, 1)}
+            score = sign * row[monitor]
+            improved = score < state["best"]
+            state["best"], state["best_epoch"] = ((score, epoch) if improved
+                                                  else (state["best"], state["best_epoch"]))
+            state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+            state["epoch"] = epoch
+            state["history"].append(row)
+            self._save(raw_model, opt, sched, state, best=improved)
+            self._write_events(state["history"], settings)
+            progress.epoch_done(row)
+            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
+                console.info(f"train: early stop at epoch {epoch}: {monitor} did not improve "
+                             f"for {cfg.patience} epochs (best epoch {state['best_epoch']})")
+                break
+        progress.close()
+        self._restore_best(raw_model, fabric.device)
+        return TrainResult(model=raw_model, history=state["history"],
+                           best_epoch=state["best_epoch"], best_metric=sign * state["best"],
+                           settings=settings)
+
+    def train_loop(self, fabric, model, opt, sched, task: Task, data, epoch: int,
+                   progress: EpochProgress) -> dict[str, float]:
+        model.train()
+        x, y = data
+        n = len(y)
+        gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+        perm = torch.randperm(n, generator=gen)
+        aug = self.cfg.augment
+        loss_sum = torch.zeros((), device=fabric.device)
+        correct = torch.zeros((), device=fabric.device, dtype=torch.long)
+        progress.start_epoch(epoch)
+        for start in range(0, n, self.cfg.batch_size):
+            idx = perm[start:start + self.cfg.batch_size]
+            xb, yb = self._batch(x, y, idx, fabric.device)
+            if aug.active:
+                xb = augment(xb, aug, gen)
+            logits = model(image=xb)
+            loss = task.loss(logits, yb)
+            fabric.backward(loss)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if sched is not None:
+                sched.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += task.correct(logits.detach(), yb)
+            progress.advance(len(idx))
+        return {"train_loss": round(loss_sum.item() / n, 6),
+                "train_accuracy": round(correct.item() / n, 6)}
+
+    @torch.inference_mode()
+    def val_loop(self, fabric, model, task: Task, data) -> dict[str, float]:
+        if data is None:
+            return {}
+        model.eval()
+        x, y = data
+        n = len(y)
+        loss_sum = torch.zeros((), device=fabric.device)
+        correct = torch.zeros((), device=fabric.device, dtype=torch.long)
+        bs = max(self.cfg.batch_size, 256)
+        for start in range(0, n, bs):
+            idx = torch.arange(start, min(start + bs, n))
+            xb, yb = self._batch(x, y, idx, fabric.device)
+            logits = model(image=xb)
+            loss_sum += task.loss(logits, yb) * len(idx)
+            correct += task.correct(logits, yb)
+        return {"val_loss": round(loss_sum.item() / n, 6),
+                "val_accuracy": round(correct.item() / n, 6)}
+
+    @staticmethod
+    def _batch(x, y, idx: torch.Tensor, device: torch.device):
+        if isinstance(x, torch.Tensor):
+            return x[idx.to(x.device)], y[idx.to(y.device)]
+        idx, _ = idx.sort()  # sequential reads from the memmap
+        xb = torch.from_numpy(np.ascontiguousarray(x[idx.numpy()])).to(device, non_blocking=True)
+        return xb, y[idx.to(y.device)]
+
+    # -- checkpoints -------------------------------------------------------
+    def _save(self, model, opt, sched, state: dict[str, Any], best: bool) -> None:
+        ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "state": {**state, "history": json.dumps(state["history"])},
+                "fingerprint": self.fingerprint}
+        last = self.run.checkpoints / "last.ckpt"
+        with atomic_path(last) as tmp:
+            torch.save(ckpt, tmp)
+        if best:
+            with atomic_path(self.run.checkpoints / "best.ckpt") as tmp:
+                torch.save({"model": model.state_dict(), "epoch": state["epoch"]}, tmp)
+
+    def _load(self, model, opt, sched, device) -> dict[str, Any]:
+        path = self.run.checkpoints / "last.ckpt"
+        if not path.exists():
+            raise RunError(f"--resume: '{path}' does not exist; nothing to resume. "
+                           "Fix: run without --resume to start training.")
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        if ckpt["fingerprint"] != self.fingerprint:
+            raise RunError(
+                f"--resume: the config differs from the one '{path}' was trained with "
+                "(only train.epochs may change). Fix: restore the config, or run with "
+                "--overwrite to start again."
+            )
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt["scheduler"] is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+        state = dict(ckpt["state"])
+        state["history"] = json.loads(state["history"])
+        console.info(f"train: resuming after epoch {state['epoch']} from {path}")
+        return state
+
+    def _restore_best(self, model, device) -> None:
+        best = self.run.checkpoints / "best.ckpt"
+        if best.exists():
+            model.load_state_dict(torch.load(best, map_location=device,
+                                             weights_only=True)["model"])
+
+    def _write_events(self, history: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+        lines = [{"event": "start", "settings": settings}] + history
+        write_text(self.run.events, "".join(json.dumps(r) + "\n" for r in lines))
