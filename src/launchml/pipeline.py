@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from launchml import console
 from launchml.config import RunConfig
 from launchml.data import ADAPTERS, Prepared, load_prepared
@@ -103,6 +105,7 @@ def run(
 
 def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:
     task = create_task(prepared.schema.task, prepared.schema.labels)
+    torch.manual_seed(cfg.seed)  # the initial weights are part of the seeded run
     model = create_model(cfg.model, prepared.schema, task, prepared.preprocessing)
     cfg_dict = cfg.model_dump(mode="json")
     trainer = Trainer(cfg.train, run=rd, seed=cfg.seed, fingerprint=config_fingerprint(cfg_dict))

@@ -77,9 +77,14 @@ class TrainResult:
 
 
 def config_fingerprint(cfg_dict: dict[str, Any]) -> str:
-    """Hash of everything in the run config that changes training except ``train.epochs``."""
+    """Hash of everything in the run config that changes training.
+
+    ``train.epochs`` may change on resume (train longer), unless a scheduler's
+    length depends on it.
+    """
     d = json.loads(json.dumps(cfg_dict))
-    d.get("train", {}).pop("epochs", None)
+    if d.get("train", {}).get("scheduler", "none") == "none":
+        d["train"].pop("epochs", None)
     for key in ("optimize", "evaluate", "deploy"):
         d.pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -286,7 +291,8 @@ class Trainer:
         if ckpt["fingerprint"] != self.fingerprint:
             raise RunError(
                 f"--resume: the config differs from the one '{path}' was trained with "
-                "(only train.epochs may change). Fix: restore the config, or run with "
+                "(only train.epochs may change, and only without a scheduler). Fix: restore "
+                "the config, or run with "
                 "--overwrite to start again."
             )
         model.load_state_dict(ckpt["model"])

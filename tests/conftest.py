@@ -1,0 +1,48 @@
+"""Shared fixtures: small real image folders and one trained digits run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LAUNCHML_QUIET", "1")
+
+from launchml.data.samples import write_digits_folder, write_shapes_folder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory) -> Path:
+    """scikit-learn's digits as PNG folders: train/<digit>/*.png, test/<digit>/*.png."""
+    return write_digits_folder(tmp_path_factory.mktemp("digits"))
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    """A generated 150x150 two-class JPEG folder like the article's."""
+    return write_shapes_folder(tmp_path_factory.mktemp("shapes"), n_train=24, n_test=8)
+
+
+def digits_config(digits_dir: Path, out: Path, **train: Any) -> dict[str, Any]:
+    return {
+        "name": "digits",
+        "output_dir": str(out),
+        "seed": 0,
+        "data": {"train": str(digits_dir / "train"), "test": str(digits_dir / "test"),
+                 "target_size": [24, 24], "color_mode": "grayscale",
+                 "interpolation": "bilinear"},
+        "model": {"name": "seed_cnn"},
+        "train": {"epochs": 2, "batch_size": 64, **train},
+        "optimize": {"latency_runs": 2},
+    }
+
+
+@pytest.fixture(scope="session")
+def digits_run(digits_dir, tmp_path_factory):
+    """One full five-stage run on digits, shared by the deploy/evaluate tests."""
+    import launchml
+
+    out = tmp_path_factory.mktemp("runs")
+    return launchml.run(digits_config(digits_dir, out, epochs=3))

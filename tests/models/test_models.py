@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from launchml import ModelError
+from launchml.data.schema import Column, Schema
+from launchml.models import FAMILIES, ModelConfig, create_model
+from launchml.tasks import create_task
+
+
+def _schema(h=150, w=150, c=3, labels=("a", "b")) -> Schema:
+    task = "binary" if len(labels) == 2 else "multiclass"
+    return Schema([Column("image", "image", [h, w, c]), Column("label", "label", [])],
+                  "label", task, list(labels))
+
+
+PRE = {"image": {"rescale": 1 / 255}}
+
+
+def _build(name="seed_cnn", schema=None, **opts):
+    schema = schema or _schema()
+    task = create_task(schema.task, schema.labels)
+    return create_model(ModelConfig(name=name, **opts), schema, task, PRE)
+
+
+def test_seed_cnn_matches_the_article_keras_model():
+    model = _build()
+    # Keras model.summary() of the article's Sequential model: 19,034,177 parameters
+    assert sum(p.numel() for p in model.parameters()) == 19_034_177
+    out = model(image=torch.randint(0, 256, (2, 150, 150, 3), dtype=torch.uint8))
+    assert out.shape == (2, 1)
+
+
+def test_seed_cnn_adapts_to_input_size_and_classes():
+    model = _build(schema=_schema(32, 40, 1, labels=list("abcde")))
+    assert model(image=torch.zeros(3, 32, 40, 1)).shape == (3, 5)
+    with pytest.raises(ModelError, match="at least 22x22"):
+        _build(schema=_schema(16, 16, 1))
+
+
+def test_families_forward_and_backward():
+    for name in sorted(FAMILIES):
+        if name == "timm":
+            continue
+        model = _build(name, schema=_schema(32, 32, 3))
+        loss = model(image=torch.rand(2, 32, 32, 3) * 255).sum()
+        loss.backward()
+        assert all(p.grad is not None for p in model.parameters())
+
+
+def test_timm_backbone_from_a_local_weights_file(tmp_path):
+    import timm
+
+    donor = timm.create_model("resnet10t", num_classes=7)
+    path = tmp_path / "w.safetensors"
+    save_file(donor.state_dict(), str(path))
+    model = _build("timm:resnet10t", schema=_schema(32, 32, 3), pretrained=str(path))
+    stem = dict(model.net.named_parameters())["conv1.0.weight"]
+    assert torch.equal(stem, donor.state_dict()["conv1.0.weight"])
+    assert model(image=torch.rand(2, 32, 32, 3)).shape == (2, 1)
+    assert model.mean.flatten().tolist() != [0.0, 0.0, 0.0]  # pretrained normalization
+
+
+def test_timm_errors_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="does not exist"):
+        _build("timm:resnet10t", schema=_schema(32, 32), pretrained=str(tmp_path / "no.pth"))
+    with pytest.raises(ModelError, match="Did you mean"):
+        _build("timm:resnet19", schema=_schema(32, 32))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="offline"):
+        _build("timm:resnet10t", schema=_schema(32, 32), pretrained=True)
+    with pytest.raises(ModelError, match="no pretrained weights"):
+        _build("seed_cnn", pretrained=True)
