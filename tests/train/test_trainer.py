@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.conftest import digits_config
 
 import launchml
 from launchml import RunError
 from launchml.train import Trainer
 from launchml.train.augment import AugmentConfig, augment
 from launchml.train.speed import tune_allocator
-from tests.conftest import digits_config
 
 
 def _weights(run) -> dict[str, torch.Tensor]:

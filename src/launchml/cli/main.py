@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 failure (bad data, a damaged package ...), 2 usage
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,3 @@ def main() -> None:
 
     tune_allocator()  # before torch allocates anything
     app(prog_name="launchml")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -118,7 +118,8 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
     h, w = cfg.target_size
     c = 1 if cfg.color_mode == "grayscale" else 3
     schema = Schema(
-        columns=[Column("image", "image", [h, w, c], "uint8"), Column("label", "label", [], "int64")],
+        columns=[Column("image", "image", [h, w, c], "uint8"),
+                 Column("label", "label", [], "int64")],
         target="label",
         task=_task(cfg, classes),
         labels=classes,
@@ -187,8 +188,10 @@ def _report(manifest: dict[str, Any], digests: dict, classes: list[str], ignored
             f"listed in prepared/manifest.json: {listed}"
         )
     if ignored:
-        console.info(f"prepare: ignored {len(ignored)} files that are not images, e.g. {ignored[0]}")
-    train = {d: f for d, f in zip(digests["train"], manifest["splits"]["train"]["files"], strict=True)}
+        console.info(f"prepare: ignored {len(ignored)} files that are not images, "
+                     f"e.g. {ignored[0]}")
+    train_files = manifest["splits"]["train"]["files"]
+    train = {d: f for d, f in zip(digests["train"], train_files, strict=True)}
     for other in ("validation", "test"):
         pairs = [
             {"train": train[d], other: f}

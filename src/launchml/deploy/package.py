@@ -156,9 +156,11 @@ def load_package(path: str | Path) -> Package:
     try:
         meta = read_json(meta_path)
     except ValueError as e:
-        raise PackageError(f"'{meta_path}' is not valid JSON ({e}); the package is damaged.")
+        raise PackageError(f"'{meta_path}' is not valid JSON ({e}); the package is damaged. "
+                           "Fix: re-run the deploy stage (launchml run --stages deploy).") from None
     if meta.get("format") != FORMAT:
-        raise PackageError(f"'{meta_path}' is not a launchml package (format={meta.get('format')!r})")
+        raise PackageError(f"'{meta_path}' is not a launchml package "
+                           f"(format={meta.get('format')!r})")
     version = meta.get("format_version", 0)
     if version > FORMAT_VERSION:
         raise PackageError(

@@ -57,13 +57,12 @@ def export_onnx(model: torch.nn.Module, sample: dict[str, np.ndarray], path: Pat
 def quantize_int8(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
+    dst.parent.mkdir(parents=True, exist_ok=True)
     pre = dst.with_name("preprocessed.onnx")
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     with atomic_path(dst, suffix=".onnx") as tmp:
-        # MatMul/Gemm carry most weights; ONNX Runtime's CPU ConvInteger needs uint8
-        # weights, so convolutions stay float to keep the variant runnable everywhere.
-        quantize_dynamic(pre, tmp, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+        # weights int8 (convolutions and dense layers), activations quantized per call
+        quantize_dynamic(pre, tmp, weight_type=QuantType.QInt8)
     pre.unlink()
     return dst
 
@@ -123,7 +122,7 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
         if not cfg.onnx:
             shutil.rmtree(out)
             del table["onnx"]
-    for name, row in table.items():
+    for row in table.values():
         row["split"] = split
         base_row = table["pytorch"]
         row["size_ratio"] = round(row["size_bytes"] / base_row["size_bytes"], 4)

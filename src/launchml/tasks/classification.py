@@ -37,7 +37,9 @@ class Task:
         return [
             {
                 "label": self.labels[k],
-                "probabilities": {lab: round(float(p), 6) for lab, p in zip(self.labels, row, strict=True)},
+                "probabilities": {
+                    lab: round(float(p), 6) for lab, p in zip(self.labels, row, strict=True)
+                },
             }
             for k, row in zip(idx, probs, strict=True)
         ]
