@@ -1,0 +1,20 @@
+"""The README's Python example runs as written."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs(digits_dir, tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README lost its Python example"
+    shutil.copytree(digits_dir, tmp_path / "quickstart" / "data" / "digits")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(blocks[0], str(README), "exec"), scope)  # noqa: S102
+    assert scope["run"].metrics["accuracy"] > 0.5
+    assert (tmp_path / "runs" / "digits" / "model" / "package.json").exists()
