@@ -45,4 +45,4 @@ def digits_run(digits_dir, tmp_path_factory):
     import launchml
 
     out = tmp_path_factory.mktemp("runs")
-    return launchml.run(digits_config(digits_dir, out, epochs=3))
+    return launchml.run(digits_config(digits_dir, out, epochs=3, batch_size=32))

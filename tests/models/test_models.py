@@ -73,3 +73,21 @@ def test_timm_errors_are_clear(tmp_path, monkeypatch):
         _build("timm:resnet10t", schema=_schema(32, 32), pretrained=True)
     with pytest.raises(ModelError, match="no pretrained weights"):
         _build("seed_cnn", pretrained=True)
+
+
+def test_timm_family_through_every_stage(shapes_dir, tmp_path):
+    """A timm backbone trains, exports to ONNX with parity, evaluates and predicts."""
+    import launchml
+
+    run = launchml.run({
+        "name": "timm", "output_dir": str(tmp_path),
+        "data": {"train": str(shapes_dir / "train"), "test": str(shapes_dir / "test"),
+                 "target_size": [32, 32], "interpolation": "bilinear"},
+        "model": {"name": "timm:resnet10t"},
+        "train": {"epochs": 1, "batch_size": 16, "optimizer": "adamw"},
+        "optimize": {"latency_runs": 1},
+    })
+    assert run.variants["onnx"]["max_abs_diff"] < 1e-3
+    assert run.metrics["n"] == 16
+    rows = launchml.load(run.dir.model, engine="onnx").predict(shapes_dir / "test" / "squares")
+    assert {r["label"] for r in rows} <= {"circles", "squares"} and len(rows) == 8

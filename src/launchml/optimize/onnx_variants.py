@@ -43,7 +43,7 @@ class OptimizeConfig(StrictModel):
 def export_onnx(model: torch.nn.Module, sample: dict[str, np.ndarray], path: Path) -> Path:
     """Export with a dynamic batch dimension (torch.export based exporter)."""
     model = model.eval()
-    kwargs = {k: torch.from_numpy(np.ascontiguousarray(v[:2])).float() for k, v in sample.items()}
+    kwargs = {k: torch.from_numpy(np.array(v[:2], dtype=np.float32)) for k, v in sample.items()}
     batch = torch.export.Dim("batch", min=1)
     with atomic_path(path, suffix=".onnx") as tmp:
         torch.onnx.export(
