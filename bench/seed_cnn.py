@@ -224,10 +224,8 @@ def keras_python() -> Path:
     return py
 
 
-def run_worker(cmd: list[str], name: str, env: dict | None = None) -> dict | None:
-    """Run a worker subprocess, echo its output, return its RESULT line."""
-    print(f"\n=== {name}: {' '.join(rel(Path(c)) if os.sep in c else c for c in cmd)}",
-          flush=True)
+def stream(cmd: list[str], env: dict | None = None) -> tuple[int, float, dict | None]:
+    """Run ``cmd`` in the repository root, echo its output live; (exit code, seconds, RESULT)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
@@ -238,8 +236,15 @@ def run_worker(cmd: list[str], name: str, env: dict | None = None) -> dict | Non
             result = json.loads(line[len("RESULT "):])
         else:
             print(f"  {line.rstrip()}", flush=True)
-    rc = proc.wait()
-    print(f"=== {name}: exit {rc} after {time.perf_counter() - t0:.1f}s", flush=True)
+    return proc.wait(), time.perf_counter() - t0, result
+
+
+def run_worker(cmd: list[str], name: str, env: dict | None = None) -> dict | None:
+    """Run a worker subprocess and return its RESULT line (None if it failed)."""
+    print(f"\n=== {name}: {' '.join(rel(Path(c)) if os.sep in c else c for c in cmd)}",
+          flush=True)
+    rc, wall, result = stream(cmd, env)
+    print(f"=== {name}: exit {rc} after {wall:.1f}s", flush=True)
     if rc != 0 or result is None:
         print(f"!!! {name} failed (exit {rc}); see its output above", flush=True)
         return None
@@ -284,36 +289,29 @@ def run_launchml(data: Path, batch_size: int, device: str, precision: str) -> di
     label = f"launchml {precision}"
     cmd = [cli, "train", rel(cfg_path), "--overwrite"]
     print(f"\n=== {label}: launchml train {rel(cfg_path)} --overwrite", flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
-    wall = time.perf_counter() - t0
-    for line in proc.stdout.splitlines():
-        print(f"  {line}")
-    print(f"=== {label}: exit {proc.returncode} after {wall:.1f}s", flush=True)
-    if proc.returncode != 0:
-        print(f"!!! {label} train failed: {' '.join(cmd)}", flush=True)
+    rc, wall, _ = stream(cmd)
+    print(f"=== {label}: exit {rc} after {wall:.1f}s", flush=True)
+    if rc != 0:
+        print(f"!!! {label} train failed: launchml train {rel(cfg_path)} --overwrite",
+              flush=True)
         return None
     run_dir = out / name
-    epochs = [json.loads(s) for s in (run_dir / "events.jsonl").read_text().splitlines() if s]
-    start = next((e for e in epochs if e.get("event") == "start"), {})
-    epochs = [e for e in epochs if e.get("event") == "epoch"]
+    events = [json.loads(s) for s in (run_dir / "events.jsonl").read_text().splitlines() if s]
+    start = next((e for e in events if e.get("event") == "start"), {})
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    manifest = json.loads((run_dir / "prepared" / "manifest.json").read_text())
+    images = manifest["splits"]["train"]["count"] * len(epochs)
     seconds = sum(e["seconds"] for e in epochs)
-    images = sum(e["train_images_per_s"] * e["seconds"] for e in epochs)
-    n_train = round(images / len(epochs)) if epochs else 0
-    images = n_train * len(epochs)
 
     cmd = [cli, "run", rel(cfg_path), "--stages", "evaluate"]
     print(f"=== {label}: launchml run {rel(cfg_path)} --stages evaluate", flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
-    for line in proc.stdout.splitlines():
-        print(f"  {line}")
+    rc, _, _ = stream(cmd)
     test_acc = None
-    if proc.returncode == 0:
+    if rc == 0:
         test_acc = json.loads((run_dir / "evaluation" / "metrics.json").read_text())["accuracy"]
     else:
-        print(f"!!! {label} evaluate failed (exit {proc.returncode}): {' '.join(cmd)}")
+        print(f"!!! {label} evaluate failed (exit {rc}): "
+              f"launchml run {rel(cfg_path)} --stages evaluate", flush=True)
     return {
         "contender": f"launchml_{precision}", "images": images, "train_seconds": seconds,
         "e2e_seconds": wall, "train_images_per_s": images / seconds if seconds else None,

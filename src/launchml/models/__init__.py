@@ -96,12 +96,15 @@ class ImageModel(torch.nn.Module):
         super().__init__()
         self.net = net
         self.rescale = rescale
+        self.channels_last = False  # set by the trainer where it measures faster (GPUs)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        # permute keeps NHWC memory order, i.e. a channels-last NCHW tensor, for free
-        x = image.permute(0, 3, 1, 2).float() * self.rescale
+        # permute keeps NHWC memory order (a channels-last NCHW view, free); CPUs without
+        # AVX-512 run contiguous NCHW faster, so the layout is chosen, not inherited
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = (image.permute(0, 3, 1, 2).float() * self.rescale).contiguous(memory_format=fmt)
         x = (x - self.mean) / self.std
         return self.net(x)
 

@@ -33,6 +33,7 @@ from launchml.train.progress import EpochProgress
 from launchml.train.speed import (
     FABRIC_PRECISION,
     resolve_accelerator,
+    resolve_channels_last,
     resolve_precision,
     tune_allocator,
 )
@@ -56,7 +57,9 @@ class TrainConfig(StrictModel):
         "auto", description="auto: bf16 on GPUs that support it, fp32 on CPUs"
     )
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
-    channels_last: bool = Field(True, description="NHWC memory layout for convolutions")
+    channels_last: bool | Literal["auto"] = Field(
+        "auto", description="NHWC memory layout for convolutions; auto: on GPUs"
+    )
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile; auto: on GPUs for runs long enough to repay it"
     )
@@ -115,7 +118,8 @@ class Trainer:
         compile_ = cfg.compile if cfg.compile != "auto" else (accel == "cuda" and steps >= 500)
         threads = cfg.num_threads or os.cpu_count() or 1
         return {"accelerator": accel, "precision": precision, "compile": bool(compile_),
-                "channels_last": cfg.channels_last, "num_threads": threads,
+                "channels_last": resolve_channels_last(cfg.channels_last, accel),
+                "num_threads": threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 **tune_allocator()}
 
     def _optimizer(self, model: torch.nn.Module, fused: bool) -> torch.optim.Optimizer:
@@ -162,8 +166,11 @@ class Trainer:
         torch.manual_seed(self.seed)
         fabric = Fabric(accelerator=settings["accelerator"], devices=1,
                         precision=FABRIC_PRECISION[settings["precision"]])
-        if cfg.channels_last:
+        if settings["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
+            for m in model.modules():
+                if hasattr(m, "channels_last"):
+                    m.channels_last = True
         raw_model = model
         opt = self._optimizer(model, fused=settings["accelerator"] == "cuda")
         sched = self._scheduler(opt, steps * cfg.epochs)
