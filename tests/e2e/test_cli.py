@@ -60,6 +60,9 @@ def test_article_example_150px_jpegs_all_stages_then_predict(shapes_dir, tmp_pat
     assert rows[0]["file"].endswith(".jpg") and rows[0]["label"] in ("circles", "squares")
     onnx = cli("predict", str(run / "model"), rows[0]["file"], "--engine", "onnx").stdout
     assert json.loads(onnx)["label"] == rows[0]["label"]
+    cli("predict", str(run / "model"), str(shapes_dir / "test"), "--out", str(tmp_path / "p.jsonl"))
+    written = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(written) == 16 and written[:8] == rows
 
 
 def test_quickstart_reaches_95_percent_on_digits(tmp_path):

@@ -71,6 +71,8 @@ def test_timm_errors_are_clear(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError, match="offline"):
         _build("timm:resnet10t", schema=_schema(32, 32), pretrained=True)
+    with pytest.raises(ModelError, match="offline"):  # a hub name, not a local path
+        _build("timm:resnet10t", schema=_schema(32, 32), pretrained="timm/resnet10t.c3_in1k")
     with pytest.raises(ModelError, match="no pretrained weights"):
         _build("seed_cnn", pretrained=True)
 

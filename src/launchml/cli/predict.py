@@ -25,14 +25,16 @@ def predict(
 
     predictor = Predictor.load(model, engine=engine)  # type: ignore[arg-type]
     files = expand_paths(inputs)
-    lines = [json.dumps({"file": row.pop("input"), **row}) for row in predictor.predict(files)]
-    text = "".join(line + "\n" for line in lines)
+    rows = predictor.iter_predict(files)
     if out is None:
-        typer.echo(text, nl=False)
-    else:
-        from launchml.runs import write_text
+        for row in rows:  # streamed: one line per image as soon as its batch is scored
+            typer.echo(json.dumps({"file": row.pop("input"), **row}))
+        return
+    from launchml.runs import atomic_path
 
-        write_text(out, text)
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps({"file": row.pop("input"), **row}) + "\n")
 
 
 @app.command()

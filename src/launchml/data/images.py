@@ -119,7 +119,8 @@ def _decode(data: bytes, name: str) -> Image.Image:
         img = Image.open(io.BytesIO(data))
         img.load()  # force the full decode: truncated files fail here, not later
         return img
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as e:
         raise InputError(f"'{name}' is not a readable image ({type(e).__name__}: {e})") from None
 
 

@@ -6,7 +6,7 @@ preprocessing state — the same code and state ``prepare`` used in training.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,15 +87,16 @@ class Predictor:
         ``inputs``: a path (file or folder), a PIL image, an image array (H, W[, C]),
         a batch array (N, H, W, C), raw bytes, or a list of any of these.
         """
+        return list(self.iter_predict(inputs))
+
+    def iter_predict(self, inputs: Any) -> Iterator[dict[str, Any]]:
+        """Like ``predict``, one batch at a time: memory stays bounded for large folders."""
         sources, names = self._normalize(inputs)
-        if not sources:
-            return []
-        rows = []
         for s in range(0, len(sources), self.batch_size):
-            chunk = sources[s:s + self.batch_size]
-            arrays = load_rows(chunk, self.package.preprocessing)
-            rows += self.task.decode(self.logits(arrays), self.package.threshold)
-        return [{"input": name, **row} for name, row in zip(names, rows, strict=True)]
+            arrays = load_rows(sources[s:s + self.batch_size], self.package.preprocessing)
+            rows = self.task.decode(self.logits(arrays), self.package.threshold)
+            for name, row in zip(names[s:s + self.batch_size], rows, strict=True):
+                yield {"input": name, **row}
 
     def _normalize(self, inputs: Any) -> tuple[list[Any], list[Any]]:
         if isinstance(inputs, np.ndarray) and inputs.ndim == 4:

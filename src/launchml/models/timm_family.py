@@ -1,8 +1,9 @@
 """Any timm backbone: ``model.name: timm:<architecture>``.
 
 ``model.pretrained`` is ``false`` (random init), ``true`` (timm's default
-weights from the Hugging Face Hub), ``hf-hub:<org>/<repo>``, or a local weights
-file (.safetensors / .pth / .bin). Offline, a missing download is a
+weights from the Hugging Face Hub), a hub name (``timm/resnet18.a1_in1k`` or
+``hf-hub:timm/resnet18.a1_in1k``), or a local weights file (.safetensors /
+.pth / .bin). Offline, a missing download is a
 ``ModelError`` that says how to use a local file instead. When pretrained
 weights are used, the model normalizes inputs with their mean/std.
 """
@@ -26,6 +27,18 @@ def _timm():
     return timm
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+
+
+def _is_hub_name(value: str) -> bool:
+    """'hf-hub:org/repo' or 'org/repo' that is not a local path or a weights file name."""
+    if value.startswith("hf-hub:"):
+        return True
+    p = Path(value)
+    return (value.count("/") == 1 and not p.exists() and not value.startswith((".", "/", "~"))
+            and p.suffix not in WEIGHT_SUFFIXES)
+
+
 @register_family("timm")
 def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
                num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list]:
@@ -33,14 +46,15 @@ def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
     arch = spec.name.removeprefix("timm:")
     pretrained = spec.pretrained
     kwargs: dict = {"num_classes": num_outputs, "in_chans": channels, "drop_rate": spec.dropout}
-    if isinstance(pretrained, str) and pretrained.startswith("hf-hub:"):
-        arch, pretrained = pretrained, True
+    if isinstance(pretrained, str) and _is_hub_name(pretrained):
+        arch, pretrained = "hf-hub:" + pretrained.removeprefix("hf-hub:"), True
     elif isinstance(pretrained, str):
         path = Path(pretrained)
         if not path.is_file():
             raise ModelError(
                 f"model.pretrained: weights file '{pretrained}' does not exist. Fix: give the "
-                "path of a .safetensors/.pth file, 'true' for timm's hub weights, or false."
+                "path of a .safetensors/.pth file, a hub name (timm/resnet18.a1_in1k), "
+                "true for timm's default weights, or false."
             )
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
