@@ -17,6 +17,7 @@ def test_run_returns_the_run_and_its_predictor(digits_run):
     assert isinstance(digits_run, launchml.Run)
     assert digits_run.metrics["accuracy"] > 0.8
     assert digits_run.config.name == "digits"
+    assert list(digits_run.seconds) == list(launchml.STAGES)
     assert digits_run.predictor.labels == [str(i) for i in range(10)]
     assert (digits_run.dir.config).read_text().startswith("# resolved by launchml")
 

@@ -7,6 +7,9 @@ tail of the pipeline can run on its own (``stages=["evaluate"]``).
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ class Run:
     train: TrainResult | None = None
     variants: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
     @property
     def model_dir(self) -> Path:
@@ -86,21 +90,41 @@ def run(
     rd = _start(cfg, todo, resume, overwrite)
     result = Run(config=cfg, dir=rd)
     prepare = ADAPTERS["image_folder"][1]
+    timer = _StageTimer(result)
     if "prepare" in todo:
-        result.prepared = prepare(cfg.data, rd, cfg.seed)
+        with timer("prepare"):
+            result.prepared = prepare(cfg.data, rd, cfg.seed)
     if {"train", "optimize", "evaluate"} & set(todo) and result.prepared is None:
         result.prepared = load_prepared(rd)
     prepared = result.prepared
     if "train" in todo:
-        result.train = train_stage(cfg, rd, prepared, resume=resume)
+        with timer("train"):
+            result.train = train_stage(cfg, rd, prepared, resume=resume)
     if "optimize" in todo and (cfg.optimize.onnx or cfg.optimize.int8):
-        result.variants = optimize(cfg.optimize, load_package(rd.model), prepared, rd)
+        with timer("optimize"):
+            result.variants = optimize(cfg.optimize, load_package(rd.model), prepared, rd)
     if "evaluate" in todo:
-        predictor = Predictor(load_package(rd.model), engine="torch")
-        result.metrics = evaluate(cfg.evaluate, predictor, prepared, rd)
+        with timer("evaluate"):
+            predictor = Predictor(load_package(rd.model), engine="torch")
+            result.metrics = evaluate(cfg.evaluate, predictor, prepared, rd)
     if "deploy" in todo:
-        deploy_stage(rd)
+        with timer("deploy"):
+            deploy_stage(rd)
+    console.info("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))
     return result
+
+
+class _StageTimer:
+    """Records each stage's wall time in ``Run.seconds``."""
+
+    def __init__(self, result: Run) -> None:
+        self.result = result
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.result.seconds[stage] = round(time.perf_counter() - t0, 3)
 
 
 def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:

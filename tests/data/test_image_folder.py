@@ -161,3 +161,10 @@ def test_non_image_files_are_reported_not_dropped_silently(tmp_path):
     prep = _prepare(tmp_path, train=str(tmp_path / "train"), validation_split=0.0)
     assert prep.manifest["ignored_files"] == [str(tmp_path / "train" / "a" / "notes.txt")]
     assert RunDir(tmp_path / "runs" / "r").prepared.exists()
+
+
+def test_a_class_left_empty_by_skipping_is_an_error(tmp_path):
+    _folder(tmp_path / "train", {"a": 3, "b": 1})
+    (tmp_path / "train" / "b" / "0.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"\['b'\] have no training images left"):
+        _prepare(tmp_path, train=str(tmp_path / "train"), on_bad_file="skip")

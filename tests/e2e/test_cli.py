@@ -143,6 +143,10 @@ def test_serve_real_server(digits_run, digits_dir):
         proc.wait(timeout=30)
 
 
+def test_version():
+    assert cli("--version").stdout.startswith("launchml 0.")
+
+
 @pytest.mark.parametrize("args", [["init", "nope"], ["predict", "missing_dir", "x.png"]])
 def test_cli_failures_print_one_clear_line(args):
     proc = cli(*args, check=False)

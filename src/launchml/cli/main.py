@@ -14,6 +14,15 @@ import typer
 
 from launchml.errors import ConfigError, LaunchmlError
 
+
+def _version(value: bool) -> None:
+    if value:
+        from launchml import __version__
+
+        typer.echo(f"launchml {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     name="launchml",
     help="prepare -> train -> optimize -> evaluate -> deploy, from one config.",
@@ -37,6 +46,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2 if isinstance(e, ConfigError) else 1) from None
 
     return wrapper
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """prepare -> train -> optimize -> evaluate -> deploy, from one config."""
 
 
 from launchml.cli import predict, quickstart, run  # noqa: E402,F401  (register verbs)

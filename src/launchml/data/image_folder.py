@@ -168,6 +168,13 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
             "files": files,
             "class_counts": class_counts(labels, classes),
         }
+    empty = [c for c, n in manifest["splits"]["train"]["class_counts"].items() if n == 0]
+    if empty:
+        raise DataError(
+            f"data.train: class(es) {empty} have no training images left after "
+            f"{len(manifest['skipped'])} unreadable files were skipped (on_bad_file: skip). "
+            "Fix: replace the bad files (listed with on_bad_file: error) or remove the class."
+        )
     _report(manifest, digests, classes, ignored)
     write_json(manifest_path, manifest)
     return load_prepared(run)
