@@ -90,3 +90,20 @@ def test_bad_packages_and_inputs(digits_run, tmp_path):
 
 def test_a_run_directory_loads_as_its_package(digits_run):
     assert launchml.load(digits_run.dir.root).package.path == digits_run.dir.model
+
+
+def test_zip_package_round_trip(digits_run, digits_dir, tmp_path):
+    from launchml.deploy.package import export_zip
+
+    z = export_zip(digits_run.dir.model, tmp_path / "digits.zip")
+    files = sorted((digits_dir / "test" / "5").glob("*.png"))[:4]
+    assert launchml.load(z).predict(files) == launchml.load(digits_run.dir.model).predict(files)
+    assert launchml.load(z, engine="onnx").package.onnx_path is not None
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../package.json", "{}")
+    with pytest.raises(PackageError, match="not a plain file name"):
+        launchml.load(evil)
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    with pytest.raises(PackageError, match="not a valid zip"):
+        launchml.load(tmp_path / "broken.zip")

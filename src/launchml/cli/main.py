@@ -56,7 +56,7 @@ def _root(
     """prepare -> train -> optimize -> evaluate -> deploy, from one config."""
 
 
-from launchml.cli import predict, quickstart, run  # noqa: E402,F401  (register verbs)
+from launchml.cli import package, predict, quickstart, run  # noqa: E402,F401  (verbs)
 
 
 def main() -> None:

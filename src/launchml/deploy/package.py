@@ -1,7 +1,8 @@
 """The model package: the one artifact that leaves training.
 
-A folder holding ``package.json`` (format version, task, input schema, output
-spec, fitted preprocessing state, metrics, provenance), ``weights.safetensors``
+A folder (or the same files in one .zip) holding ``package.json`` (format
+version, task, input schema, output spec, fitted preprocessing state, metrics,
+provenance), ``weights.safetensors``
 and, after the optimize stage, ``model.onnx``. Loading never unpickles: JSON,
 safetensors and ONNX only. The format is versioned; older packages are
 upgraded on read by the functions in ``UPGRADES``.
@@ -9,9 +10,12 @@ upgraded on read by the functions in ``UPGRADES``.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import importlib.metadata
 import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +147,37 @@ def update_package(pkg: Package, **changes: Any) -> Package:
     return pkg
 
 
+def export_zip(package_dir: str | Path, out: str | Path) -> Path:
+    """Write a package folder as one .zip file (the files at the archive's top level)."""
+    pkg = load_package(package_dir)
+    out = Path(out)
+    with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        for name in ["package.json", *(f for f in pkg.meta["files"].values() if f)]:
+            zf.write(pkg.path / name, arcname=name)
+    return out
+
+
+def _unzip(path: Path) -> Path:
+    """Extract a .zip package into a private temporary folder, refusing unsafe member names."""
+    target = Path(tempfile.mkdtemp(prefix="launchml-package-"))
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                if Path(member).is_absolute() or ".." in Path(member).parts or "/" in member:
+                    raise PackageError(f"'{path}': archive member '{member}' is not a plain "
+                                       "file name; a launchml package zip holds files only.")
+            zf.extractall(target)
+    except zipfile.BadZipFile as e:
+        raise PackageError(f"'{path}' is not a valid zip file ({e}).") from None
+    return target
+
+
 def load_package(path: str | Path) -> Package:
+    """Load a package folder, a run folder (its model/) or a package .zip."""
     path = Path(path)
+    if path.is_file() and path.suffix == ".zip":
+        path = _unzip(path)
     if path.is_dir() and (path / "model" / "package.json").exists():
         path = path / "model"  # a run directory was given
     meta_path = path / "package.json"
