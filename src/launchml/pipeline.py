@@ -27,7 +27,7 @@ from launchml.models import create_model
 from launchml.optimize import optimize
 from launchml.runs import RunDir, atomic_path, read_json
 from launchml.tasks import create_task
-from launchml.train import Trainer, TrainResult, config_fingerprint
+from launchml.train import Trainer, TrainResult, resume_key
 
 STAGES = ("prepare", "train", "optimize", "evaluate", "deploy")
 
@@ -73,7 +73,8 @@ def _start(cfg: RunConfig, stages: list[str], resume: bool, overwrite: bool) -> 
             "--overwrite to start again, or choose another name."
         )
     run.mkdir()
-    cfg.save(run.config)
+    if not (resume and has_ckpt):
+        cfg.save(run.config)
     return run
 
 
@@ -132,12 +133,16 @@ def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool)
     torch.manual_seed(cfg.seed)  # the initial weights are part of the seeded run
     model = create_model(cfg.model, prepared.schema, task, prepared.preprocessing)
     cfg_dict = cfg.model_dump(mode="json")
-    trainer = Trainer(cfg.train, run=rd, seed=cfg.seed, fingerprint=config_fingerprint(cfg_dict))
+    key = resume_key(cfg_dict, prepared.manifest["fingerprint"])
+    trainer = Trainer(cfg.train, run=rd, seed=cfg.seed, resume_key=key)
     result = trainer.fit(model, task, prepared, resume=resume)
+    cfg.save(rd.config)  # on resume, only now that the checkpoint accepted this config
     best = next((r for r in result.history if r["epoch"] == result.best_epoch), {})
+    preprocessing = {**prepared.preprocessing,
+                     "image": {**prepared.preprocessing["image"], **model.normalization()}}
     save_package(
         rd.model, model=result.model, schema=prepared.schema,
-        model_spec=cfg.model.model_dump(mode="json"), preprocessing=prepared.preprocessing,
+        model_spec=model.package_spec, preprocessing=preprocessing,
         metrics={"train": best, "best_epoch": result.best_epoch},
         provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict,
                     "train_settings": result.settings},

@@ -111,6 +111,11 @@ def test_truncated_file_skipped_and_listed(tmp_path):
     prep = _prepare(tmp_path, train=str(tmp_path / "train"), validation_split=0.0,
                     on_bad_file="skip")
     assert len(prep.splits["train"]) == 6
+    state = prep.preprocessing["image"]
+    kept = prep.manifest["splits"]["train"]["files"]
+    assert str(bad) not in kept
+    for i, f in enumerate(kept):  # the compacted array holds the right pixels
+        assert np.array_equal(prep.splits["train"].arrays["image"][i], load_image(f, state))
     assert [s["file"] for s in prep.manifest["skipped"]] == [str(bad)]
     manifest = json.loads((tmp_path / "runs" / "r" / "prepared" / "manifest.json").read_text())
     assert manifest["skipped"][0]["file"] == str(bad)
@@ -158,8 +163,10 @@ def test_prepared_cache_is_reused_and_invalidated(tmp_path):
 def test_non_image_files_are_reported_not_dropped_silently(tmp_path):
     _folder(tmp_path / "train", {"a": 2, "b": 2})
     (tmp_path / "train" / "a" / "notes.txt").write_text("hello")
+    Image.new("RGB", (4, 4)).save(tmp_path / "train" / "loose.png")
     prep = _prepare(tmp_path, train=str(tmp_path / "train"), validation_split=0.0)
-    assert prep.manifest["ignored_files"] == [str(tmp_path / "train" / "a" / "notes.txt")]
+    assert prep.manifest["ignored_files"] == [str(tmp_path / "train" / "loose.png"),
+                                              str(tmp_path / "train" / "a" / "notes.txt")]
     assert RunDir(tmp_path / "runs" / "r").prepared.exists()
 
 
@@ -168,3 +175,26 @@ def test_a_class_left_empty_by_skipping_is_an_error(tmp_path):
     (tmp_path / "train" / "b" / "0.png").write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"\['b'\] have no training images left"):
         _prepare(tmp_path, train=str(tmp_path / "train"), on_bad_file="skip")
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    state = {"target_size": [4, 4], "color_mode": "grayscale", "interpolation": "nearest",
+             "rescale": 1 / 255}
+    sixteen = Image.fromarray(np.full((4, 4), 3000, dtype=np.uint16))
+    path = tmp_path / "scan.png"
+    sixteen.save(path)
+    assert int(load_image(path, state).max()) == round(3000 / 257)
+    as_float = Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32))
+    assert int(load_image(as_float, state).max()) == 128
+    rgb = load_image(path, {**state, "color_mode": "rgb"})
+    assert rgb.shape == (4, 4, 3) and int(rgb.max()) == 12
+
+
+def test_unconvertible_image_is_an_input_error(tmp_path):
+    from launchml import InputError
+
+    lab = Image.new("LAB", (4, 4))
+    state = {"target_size": [4, 4], "color_mode": "grayscale", "interpolation": "nearest",
+             "rescale": 1.0}
+    with pytest.raises(InputError, match=r"'scan.tif' \(mode LAB\) cannot be converted"):
+        load_image(lab, state, name="scan.tif")

@@ -22,7 +22,9 @@ def test_package_contents(digits_run):
     assert meta["preprocessing"]["image"] == {"type": "image", "target_size": [24, 24],
                                               "color_mode": "grayscale",
                                               "interpolation": "bilinear",
-                                              "rescale": pytest.approx(1 / 255)}
+                                              "rescale": pytest.approx(1 / 255),
+                                              "mean": [0.0], "std": [1.0]}
+    assert meta["model"] == {"name": "seed_cnn", "pretrained": False, "dropout": 0.0}
     assert meta["inputs"][0]["shape"] == [24, 24, 1]
     assert meta["metrics"]["evaluation"]["accuracy"] > 0.8
     assert set(meta["metrics"]["variants"]) == {"pytorch", "onnx", "int8"}
@@ -81,11 +83,22 @@ def test_bad_packages_and_inputs(digits_run, tmp_path):
     (pkg / "package.json").write_text(json.dumps(meta))
     with pytest.raises(PackageError, match="pip install -U launchml"):
         load_package(pkg)
+    del meta["format_version"]
+    (pkg / "package.json").write_text(json.dumps(meta))
+    with pytest.raises(PackageError, match="cannot upgrade"):
+        load_package(pkg)
+    (pkg / "package.json").write_text("[1, 2]")
+    with pytest.raises(PackageError, match="not a launchml package"):
+        load_package(pkg)
     predictor = launchml.load(digits_run.dir.model)
     with pytest.raises(InputError, match="not a readable image"):
         predictor.predict(b"plain text, not an image")
     with pytest.raises(InputError, match="does not exist"):
         predictor.predict(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="'upload.txt' is not a readable image"):
+        predictor.predict([b"nope"], names=["upload.txt"])
+    with pytest.raises(launchml.ConfigError, match="engine"):
+        launchml.load(digits_run.dir.model, engine="tensorrt")
 
 
 def test_a_run_directory_loads_as_its_package(digits_run):

@@ -32,9 +32,17 @@ def test_predict_multipart_and_base64(client, digits_dir):
     pred = r.json()["predictions"][0]
     assert pred["input"] == "four.png" and pred["label"] == "4"
     assert set(pred["probabilities"]) == {str(i) for i in range(10)}
-    r = client.post("/v1/predict", json={"images": [base64.b64encode(data).decode()] * 2})
+    r = client.post("/v1/predict", json={"images": [base64.b64encode(data).decode(),
+                                                    base64.encodebytes(data).decode()]})
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2
-    assert r.json()["predictions"][0]["probabilities"] == pred["probabilities"]
+    assert r.json()["predictions"][1]["probabilities"] == pred["probabilities"]
+
+
+def test_a_bad_file_among_several_is_named(client, digits_dir):
+    files = [("file", ("good.png", _png(digits_dir), "image/png")),
+             ("file", ("bad.png", b"not really a png", "image/png"))]
+    r = client.post("/v1/predict", files=files)
+    assert r.status_code == 415 and "'bad.png'" in r.json()["error"]
 
 
 @pytest.mark.parametrize(

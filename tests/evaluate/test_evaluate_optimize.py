@@ -29,6 +29,13 @@ def test_binary_metrics_have_roc_auc():
     assert m["per_class"]["neg"]["recall"] == 0.5
 
 
+def test_two_class_categorical_has_roc_auc():
+    task = create_task("multiclass", ["a", "b"])
+    probs = task.probabilities(np.array([[1.0, 0.0], [0.0, 2.0], [0.5, 0.0], [0.0, 1.0]]))
+    m = classification_metrics(task, np.array([0, 1, 0, 1]), probs)
+    assert m["roc_auc"] == 1.0 and m["accuracy"] == 1.0
+
+
 def test_softmax_matches_the_corrected_article_example():
     probs = create_task("multiclass", list("abc")).probabilities(np.array([[2.0, 1.0, 0.5]]))
     assert probs[0] == pytest.approx([0.629, 0.231, 0.140], abs=1e-3)

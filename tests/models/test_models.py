@@ -93,3 +93,25 @@ def test_timm_family_through_every_stage(shapes_dir, tmp_path):
     assert run.metrics["n"] == 16
     rows = launchml.load(run.dir.model, engine="onnx").predict(shapes_dir / "test" / "squares")
     assert {r["label"] for r in rows} <= {"circles", "squares"} and len(rows) == 8
+
+
+def test_timm_package_loads_without_its_pretrained_file(shapes_dir, tmp_path):
+    """The package records the bare architecture and the normalization it trained with."""
+    import timm
+
+    import launchml
+
+    weights = tmp_path / "w.safetensors"
+    save_file(timm.create_model("resnet10t").state_dict(), str(weights))
+    run = launchml.run({
+        "name": "t", "output_dir": str(tmp_path / "runs"),
+        "data": {"train": str(shapes_dir / "train"), "target_size": [32, 32]},
+        "model": {"name": "timm:resnet10t", "pretrained": str(weights)},
+        "train": {"epochs": 1, "batch_size": 16},
+    }, stages=["prepare", "train"])
+    weights.unlink()
+    meta = launchml.load(run.dir.model).package.meta
+    assert meta["model"] == {"name": "timm:resnet10t", "pretrained": False, "dropout": 0.0}
+    assert meta["preprocessing"]["image"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    rows = launchml.load(run.dir.model).predict(shapes_dir / "test" / "circles")
+    assert len(rows) == 8

@@ -82,7 +82,7 @@ def test_existing_checkpoints_need_resume_or_overwrite(digits_dir, tmp_path):
     with pytest.raises(RunError, match="--resume"):
         launchml.run(cfg, stages=["prepare", "train"])
     cfg["train"]["learning_rate"] = 0.01
-    with pytest.raises(RunError, match="config differs"):
+    with pytest.raises(RunError, match="other settings"):
         launchml.run(cfg, stages=["prepare", "train"], resume=True)
     launchml.run(cfg, stages=["prepare", "train"], overwrite=True)
 
@@ -119,3 +119,36 @@ def test_allocator_fix_applies_on_linux():
     import sys
 
     assert tune_allocator()["mallopt"] is sys.platform.startswith("linux")
+
+
+def test_resume_after_early_stop_trains_nothing_more(digits_dir, tmp_path):
+    cfg = digits_config(digits_dir, tmp_path, epochs=30, learning_rate=0.5, optimizer="sgd",
+                        patience=1)
+    first = launchml.run(cfg, stages=["prepare", "train"])
+    again = launchml.run(cfg, stages=["prepare", "train"], resume=True)
+    assert again.train.history == first.train.history
+    assert again.train.best_epoch == first.train.best_epoch
+
+
+def test_resume_names_what_changed(digits_dir, tmp_path):
+    cfg = digits_config(digits_dir, tmp_path, epochs=1)
+    launchml.run(cfg, stages=["prepare", "train"])
+    saved = (tmp_path / "digits" / "config.yaml").read_text()
+    cfg["train"]["learning_rate"] = 0.01
+    cfg["train"]["num_threads"] = 1  # speed-only settings may change
+    with pytest.raises(RunError, match=r"train.learning_rate: 0.001 -> 0.01") as e:
+        launchml.run(cfg, stages=["prepare", "train"], resume=True)
+    assert "num_threads" not in str(e.value)
+    assert (tmp_path / "digits" / "config.yaml").read_text() == saved  # not overwritten
+
+
+def test_data_on_device_or_not_trains_the_same(digits_dir, tmp_path):
+    kw = {"epochs": 1, "augment": {"flip": True, "crop": 2}}
+    a = _weights(_train(digits_dir, tmp_path / "a", data_on_device=True, **kw))
+    b = _weights(_train(digits_dir, tmp_path / "b", data_on_device=False, **kw))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_crop_larger_than_the_image_is_a_config_error(digits_dir, tmp_path):
+    with pytest.raises(launchml.ConfigError, match="augment.crop"):
+        _train(digits_dir, tmp_path, epochs=1, augment={"crop": 24})

@@ -133,6 +133,7 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
             console.info(f"prepare: reusing decoded arrays in {out}")
             return load_prepared(run)
 
+    manifest_path.unlink(missing_ok=True)  # arrays change below: the old manifest is void
     index = {name: i for i, name in enumerate(classes)}
     manifest: dict[str, Any] = {
         "version": MANIFEST_VERSION,
@@ -152,10 +153,10 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
         if skipped:
             bad = {s["file"] for s in skipped}
             good = [i for i, f in enumerate(files) if f not in bad]
-            compact = create_npy(out / f"{name}.image.npy", (len(good), h, w, c), np.uint8)
-            compact[:] = arr[good]
+            kept = np.array(arr[good])  # copy out first: create_npy reuses the temp path
             del arr
-            arr = compact
+            arr = create_npy(out / f"{name}.image.npy", (len(good), h, w, c), np.uint8)
+            arr[:] = kept
             files = [files[i] for i in good]
             labels = [labels[i] for i in good]
             dig = [dig[i] for i in good]
@@ -235,10 +236,15 @@ def load_prepared(run: RunDir) -> Prepared:
     )
 
 
-def load_rows(sources: list[Any], preprocessing: dict[str, Any]) -> dict[str, np.ndarray]:
+def load_rows(sources: list[Any], preprocessing: dict[str, Any],
+              names: list[Any] | None = None) -> dict[str, np.ndarray]:
     """Turn prediction inputs into model arrays with the fitted state (serving side)."""
     state = preprocessing["image"]
-    return {"image": np.stack([load_image(s, state) for s in sources])}
+    names = names if names is not None else [None] * len(sources)
+    return {"image": np.stack([
+        load_image(s, state, name=None if n is None else str(n))
+        for s, n in zip(sources, names, strict=True)
+    ])}
 
 
 __all__ = ["load_prepared", "load_rows", "prepare_image_folder", "stratified_split"]

@@ -73,14 +73,17 @@ def channels(state: dict[str, Any]) -> int:
     return 1 if state["color_mode"] == "grayscale" else 3
 
 
-def load_image(source: Any, state: dict[str, Any]) -> np.ndarray:
+def load_image(source: Any, state: dict[str, Any], name: str | None = None) -> np.ndarray:
     """Decode and resize one image to uint8 (H, W, C) with the given preprocessing state.
 
-    ``source`` is a path, raw bytes, a PIL image or an array (H, W[, C]).
+    ``source`` is a path, raw bytes, a PIL image or an array (H, W[, C]); ``name``
+    is what error messages call it (default: the path, or '<bytes>').
     Raises InputError if it is not a readable image.
     """
     h, w = state["target_size"]
     mode = "L" if state["color_mode"] == "grayscale" else "RGB"
+    if name is None:
+        name = str(source) if isinstance(source, str | Path) else f"<{type(source).__name__}>"
     if isinstance(source, np.ndarray):
         arr = source
         if arr.dtype != np.uint8:
@@ -102,16 +105,32 @@ def load_image(source: Any, state: dict[str, Any]) -> np.ndarray:
             data = source if isinstance(source, bytes) else Path(source).read_bytes()
         except OSError as e:
             raise InputError(f"cannot read image file '{source}': {e.strerror or e}") from None
-        img = _decode(data, name=str(source) if not isinstance(source, bytes) else "<bytes>")
-    if img.mode != mode:
-        if img.mode in ("P", "LA", "PA") or (img.mode == "RGBA" and mode == "RGB"):
-            img = img.convert("RGBA").convert(mode) if mode == "RGB" else img.convert(mode)
-        else:
-            img = img.convert(mode)
-    if img.size != (w, h):
-        img = img.resize((w, h), _RESAMPLE[state["interpolation"]])
+        img = _decode(data, name=name)
+    try:
+        img = _to_mode(img, mode)
+        if img.size != (w, h):
+            img = img.resize((w, h), _RESAMPLE[state["interpolation"]])
+    except (ValueError, OSError) as e:
+        raise InputError(f"'{name}' (mode {img.mode}) cannot be converted to {mode}: {e}") from None
     out = np.asarray(img, dtype=np.uint8)
     return out[:, :, None] if out.ndim == 2 else out
+
+
+def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Convert to 'RGB' or 'L'; 16-bit and float images are scaled to 0..255, not clipped."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = float(arr.max()) if arr.size else 0.0
+        if img.mode.startswith("I;16") or (img.mode == "I" and top > 255):
+            arr = arr / 257.0  # 0..65535 -> 0..255
+        elif img.mode == "F" and top <= 1.0:
+            arr = arr * 255.0
+        img = Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "L")
+    if img.mode == mode:
+        return img
+    if img.mode in ("P", "LA", "PA") and mode == "RGB":
+        return img.convert("RGBA").convert("RGB")
+    return img.convert(mode)
 
 
 def _decode(data: bytes, name: str) -> Image.Image:
@@ -142,7 +161,9 @@ def scan_folder(root: str, key: str) -> tuple[list[str], list[str], list[str]]:
         )
     files: list[str] = []
     labels: list[str] = []
-    ignored: list[str] = []
+    # files beside the class folders belong to no class: listed, never silently dropped
+    ignored: list[str] = sorted(str(p) for p in base.iterdir()
+                                if p.is_file() and not p.name.startswith("."))
     for name in classes:
         found = 0
         for dirpath, dirnames, filenames in os.walk(base / name):
@@ -178,10 +199,10 @@ def decode_files(
         try:
             data = Path(path).read_bytes()
             digest = hashlib.sha1(data).hexdigest()
-            out[i] = load_image(data, state)
+            out[i] = load_image(data, state, name=path)
             return i, digest, None
         except (InputError, OSError) as e:
-            return i, "", str(e).replace("'<bytes>'", f"'{path}'")
+            return i, "", str(e)
 
     digests = [""] * len(files)
     skipped: list[dict[str, str]] = []

@@ -191,9 +191,9 @@ def load_package(path: str | Path) -> Package:
     except ValueError as e:
         raise PackageError(f"'{meta_path}' is not valid JSON ({e}); the package is damaged. "
                            "Fix: re-run the deploy stage (launchml run --stages deploy).") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PackageError(f"'{meta_path}' is not a launchml package "
-                           f"(format={meta.get('format')!r})")
+                           f"(format={meta.get('format') if isinstance(meta, dict) else meta!r})")
     version = meta.get("format_version", 0)
     if version > FORMAT_VERSION:
         raise PackageError(
@@ -201,6 +201,9 @@ def load_package(path: str | Path) -> Package:
             f"{FORMAT_VERSION}. Fix: pip install -U launchml"
         )
     while version < FORMAT_VERSION:
+        if version not in UPGRADES:
+            raise PackageError(f"'{meta_path}' has package format {version!r}, which this "
+                               "launchml cannot upgrade. Fix: re-run training to rebuild it.")
         meta = UPGRADES[version](meta)
         version = meta["format_version"]
     return Package(path, meta)

@@ -17,7 +17,7 @@ from PIL import Image
 from launchml.data import load_rows
 from launchml.data.images import IMAGE_EXTENSIONS
 from launchml.deploy.package import Package, load_package
-from launchml.errors import InputError, PackageError
+from launchml.errors import ConfigError, InputError, PackageError
 
 Engine = Literal["auto", "torch", "onnx"]
 
@@ -28,7 +28,8 @@ def expand_paths(items: Iterable[str | Path]) -> list[str]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS
+                           and not f.name.startswith("."))  # macOS '._x.png' and the like
             if not found:
                 raise InputError(f"folder '{p}' holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             out += found
@@ -44,6 +45,8 @@ class Predictor:
         self.package = package
         self.task = package.task
         self.batch_size = batch_size
+        if engine not in ("auto", "torch", "onnx"):
+            raise ConfigError(f"engine must be 'auto', 'torch' or 'onnx'; got {engine!r}")
         if engine == "auto":
             engine = "torch" if (package.path / "weights.safetensors").exists() else "onnx"
         self.engine = engine
@@ -81,19 +84,28 @@ class Predictor:
                     outs.append(self._model(**t).float().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, self.task.num_outputs))
 
-    def predict(self, inputs: Any) -> list[dict[str, Any]]:
+    def predict(self, inputs: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
         """Label and class probabilities for each input.
 
         ``inputs``: a path (file or folder), a PIL image, an image array (H, W[, C]),
         a batch array (N, H, W, C), raw bytes, or a list of any of these.
         """
-        return list(self.iter_predict(inputs))
+        return list(self.iter_predict(inputs, names))
 
-    def iter_predict(self, inputs: Any) -> Iterator[dict[str, Any]]:
-        """Like ``predict``, one batch at a time: memory stays bounded for large folders."""
-        sources, names = self._normalize(inputs)
+    def iter_predict(self, inputs: Any, names: list[str] | None = None
+                     ) -> Iterator[dict[str, Any]]:
+        """Like ``predict``, one batch at a time: memory stays bounded for large folders.
+
+        ``names`` replaces the ``input`` field (and names the input in errors).
+        """
+        sources, found = self._normalize(inputs)
+        if names is None:
+            names = found
+        elif len(names) != len(sources):
+            raise InputError(f"{len(names)} names for {len(sources)} inputs")
         for s in range(0, len(sources), self.batch_size):
-            arrays = load_rows(sources[s:s + self.batch_size], self.package.preprocessing)
+            chunk = slice(s, s + self.batch_size)
+            arrays = load_rows(sources[chunk], self.package.preprocessing, names[chunk])
             rows = self.task.decode(self.logits(arrays), self.package.threshold)
             for name, row in zip(names[s:s + self.batch_size], rows, strict=True):
                 yield {"input": name, **row}

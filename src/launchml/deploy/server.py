@@ -76,7 +76,8 @@ async def _read_inputs(request: Request) -> tuple[list[bytes], list[str]]:
         out = []
         for i, item in enumerate(items):
             try:
-                out.append(base64.b64decode(item.split(",", 1)[-1], validate=True))
+                payload = "".join(item.split(",", 1)[-1].split())  # data: URLs, wrapped lines
+                out.append(base64.b64decode(payload, validate=True))
             except (binascii.Error, ValueError):
                 raise _BadRequest(422, f"image {i} is not valid base64") from None
         return out, [f"image{i}" for i in range(len(out))]
@@ -108,9 +109,8 @@ def create_app(predictor: Predictor) -> FastAPI:
     @app.post("/v1/predict", openapi_extra=_PREDICT_BODY)
     async def predict(request: Request) -> dict[str, Any]:
         blobs, names = await _read_inputs(request)
-        rows = await run_in_threadpool(predictor.predict, blobs)
-        preds = [{**row, "input": name} for row, name in zip(rows, names, strict=True)]
-        return {"predictions": preds}
+        rows = await run_in_threadpool(predictor.predict, blobs, names)
+        return {"predictions": rows}
 
     return app
 

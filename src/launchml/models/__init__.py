@@ -69,6 +69,8 @@ def create_model(
     """Build the model for ``schema`` and ``task`` with the fitted ``preprocessing`` state.
 
     ``for_loading`` skips pretrained weight loading (the package's weights follow).
+    The returned model carries ``package_spec`` (the spec to save in a package) and
+    ``normalization()`` (the mean/std to save in its preprocessing state).
     """
     if isinstance(spec, dict):
         spec = ModelConfig.model_validate(spec)
@@ -81,10 +83,15 @@ def create_model(
     h, w, c = image_cols[0].shape
     family = "timm" if spec.name.startswith("timm:") else spec.name
     build = FAMILIES[family]
-    net, mean, std = build(spec=spec, height=h, width=w, channels=c,
-                           num_outputs=task.num_outputs, for_loading=for_loading)
-    rescale = preprocessing[image_cols[0].name]["rescale"]
-    return ImageModel(net, rescale=rescale, mean=mean, std=std)
+    net, mean, std, name = build(spec=spec, height=h, width=w, channels=c,
+                                 num_outputs=task.num_outputs, for_loading=for_loading)
+    state = preprocessing[image_cols[0].name]
+    # a package's normalization is part of its fitted state: package.json wins
+    mean, std = state.get("mean", mean), state.get("std", std)
+    model = ImageModel(net, rescale=state["rescale"], mean=mean, std=std)
+    # what package.json records: the bare architecture, loadable offline anywhere
+    model.package_spec = {"name": name, "pretrained": False, "dropout": spec.dropout}
+    return model
 
 
 class ImageModel(torch.nn.Module):
@@ -99,6 +106,9 @@ class ImageModel(torch.nn.Module):
         self.channels_last = False  # set by the trainer where it measures faster (GPUs)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def normalization(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         # permute keeps NHWC memory order (a channels-last NCHW view, free); CPUs without

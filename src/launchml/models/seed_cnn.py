@@ -56,11 +56,11 @@ class SeedCNN(nn.Module):
 
 @register_family("seed_cnn")
 def build_seed_cnn(*, spec: ModelConfig, height: int, width: int, channels: int,
-                   num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list]:
+                   num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list, str]:
     if spec.pretrained:
         raise ModelError(
             "seed_cnn has no pretrained weights; model.pretrained is "
             f"{spec.pretrained!r}. Fix: remove model.pretrained or use model.name: timm:resnet18."
         )
     net = SeedCNN(channels, height, width, num_outputs, spec.dropout)
-    return net, [0.0] * channels, [1.0] * channels
+    return net, [0.0] * channels, [1.0] * channels, "seed_cnn"

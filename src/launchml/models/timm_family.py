@@ -41,10 +41,10 @@ def _is_hub_name(value: str) -> bool:
 
 @register_family("timm")
 def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
-               num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list]:
+               num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list, str]:
     timm = _timm()
     arch = spec.name.removeprefix("timm:")
-    pretrained = spec.pretrained
+    pretrained = False if for_loading else spec.pretrained
     kwargs: dict = {"num_classes": num_outputs, "in_chans": channels, "drop_rate": spec.dropout}
     if isinstance(pretrained, str) and _is_hub_name(pretrained):
         arch, pretrained = "hf-hub:" + pretrained.removeprefix("hf-hub:"), True
@@ -65,7 +65,7 @@ def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
             + (f"Did you mean: {', '.join('timm:' + h for h in hint)}?" if hint else
                "See timm.list_models() for the names.")
         )
-    load = bool(pretrained) and not for_loading
+    load = bool(pretrained)
     try:
         net = timm.create_model(arch, pretrained=load, **kwargs)
     except (OSError, RuntimeError, ValueError, ConnectionError) as e:
@@ -78,7 +78,7 @@ def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
             "'w.safetensors')) and set model.pretrained to that local file; or set "
             "model.pretrained: false."
         ) from e
-    if pretrained:
+    if load:
         cfg = net.pretrained_cfg
         mean, std = list(cfg.get("mean", (0.0,))), list(cfg.get("std", (1.0,)))
         if len(mean) != channels:
@@ -86,4 +86,5 @@ def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
     else:
         mean, std = [0.0] * channels, [1.0] * channels
     del height, width  # timm backbones pool globally and take any input size
-    return net, mean, std
+    resolved = net.pretrained_cfg.get("architecture") or arch
+    return net, mean, std, f"timm:{resolved}"

@@ -122,7 +122,7 @@ def classification_metrics(
     }
     present = np.unique(y_true)
     if len(present) == len(labels):
-        if task.name == "binary":
+        if len(labels) == 2:  # binary, or categorical with two classes
             out["roc_auc"] = float(roc_auc_score(y_true, probs[:, 1]))
         else:
             out["roc_auc_ovr_macro"] = float(roc_auc_score(y_true, probs, multi_class="ovr",

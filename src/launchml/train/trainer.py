@@ -9,7 +9,6 @@ resumed from ``last.ckpt`` continues exactly as an uninterrupted run would.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ from pydantic import Field
 from launchml import console
 from launchml.configbase import StrictModel
 from launchml.data.schema import Prepared, Split
-from launchml.errors import RunError
+from launchml.errors import ConfigError, RunError
 from launchml.runs import RunDir, atomic_path, write_text
 from launchml.tasks import Task
 from launchml.train.augment import AugmentConfig, augment
@@ -79,18 +78,34 @@ class TrainResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def config_fingerprint(cfg_dict: dict[str, Any]) -> str:
-    """Hash of everything in the run config that changes training.
+# config keys that do not change what training computes, so they may differ on --resume
+_RESUME_FREE = {"version", "name", "output_dir", "optimize", "evaluate"}
+_RESUME_FREE_TRAIN = {"accelerator", "data_on_device", "num_threads", "compile"}
 
-    ``train.epochs`` may change on resume (train longer), unless a scheduler's
-    length depends on it.
+
+def resume_key(cfg_dict: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:
+    """The settings a resumed run must share with its checkpoint, as dotted keys.
+
+    ``train.epochs`` may change (train longer), unless a scheduler's length
+    depends on it; the prepared data must be the same files and settings.
     """
-    d = json.loads(json.dumps(cfg_dict))
-    if d.get("train", {}).get("scheduler", "none") == "none":
-        d["train"].pop("epochs", None)
-    for key in ("optimize", "evaluate", "deploy"):
-        d.pop(key, None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    d = {k: v for k, v in json.loads(json.dumps(cfg_dict)).items() if k not in _RESUME_FREE}
+    train = {k: v for k, v in d.get("train", {}).items() if k not in _RESUME_FREE_TRAIN}
+    if train.get("scheduler", "none") == "none":
+        train.pop("epochs", None)
+    d["train"] = train
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            flat[prefix] = node
+
+    walk(d, "")
+    flat["prepared data (files and sizes)"] = data_fingerprint
+    return flat
 
 
 def _fits(nbytes: int, device: torch.device) -> bool:
@@ -104,11 +119,12 @@ def _fits(nbytes: int, device: torch.device) -> bool:
 class Trainer:
     """Constructors store; ``fit`` computes."""
 
-    def __init__(self, cfg: TrainConfig, *, run: RunDir, seed: int, fingerprint: str) -> None:
+    def __init__(self, cfg: TrainConfig, *, run: RunDir, seed: int,
+                 resume_key: dict[str, Any]) -> None:
         self.cfg = cfg
         self.run = run
         self.seed = seed
-        self.fingerprint = fingerprint
+        self.resume_key = resume_key
 
     # -- setup -------------------------------------------------------------
     def _settings(self, steps: int) -> dict[str, Any]:
@@ -160,6 +176,10 @@ class Trainer:
         if train is None:
             raise RunError("the train split is empty: nothing to train on")
         val = prepared.split("validation")
+        side = min(train.arrays["image"].shape[1:3])
+        if cfg.augment.crop >= side:
+            raise ConfigError(f"train.augment.crop: {cfg.augment.crop} pixels must be smaller "
+                              f"than the image side ({side}). Fix: use e.g. {max(side // 8, 1)}.")
         steps = math.ceil(len(train) / cfg.batch_size)
         settings = self._settings(steps * cfg.epochs)
         torch.set_num_threads(settings["num_threads"])
@@ -179,9 +199,13 @@ class Trainer:
             model = torch.compile(model)
         monitor = cfg.monitor if val is not None else "train_loss"
         sign = -1.0 if monitor.endswith("accuracy") else 1.0  # lower is better after sign
-        state = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+        state = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0,
+                 "stopped": False, "history": []}
         if resume:
             state = self._load(raw_model, opt, sched, fabric.device)
+            if state.get("stopped"):
+                console.info(f"train: the run had stopped early at epoch {state['epoch']}; "
+                             "nothing left to train")
         self.run.checkpoints.mkdir(parents=True, exist_ok=True)
         data = self._to_device(train, fabric.device)
         val_data = self._to_device(val, fabric.device)
@@ -191,7 +215,8 @@ class Trainer:
             f"{', compiled' if settings['compile'] else ''})"
         )
         progress = EpochProgress(cfg.epochs, len(train))
-        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        first = cfg.epochs + 1 if state.get("stopped") else state["epoch"] + 1
+        for epoch in range(first, cfg.epochs + 1):
             torch.manual_seed(self.seed * 1000 + epoch)  # dropout etc., resumable
             t0 = time.perf_counter()
             train_metrics = self.train_loop(fabric, model, opt, sched, task, data, epoch, progress)
@@ -207,10 +232,12 @@ class Trainer:
             state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
             state["epoch"] = epoch
             state["history"].append(row)
+            stop = cfg.patience is not None and state["bad_epochs"] >= cfg.patience
+            state["stopped"] = stop
             self._save(raw_model, opt, sched, state, best=improved)
             self._write_events(state["history"], settings)
             progress.epoch_done(row)
-            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
+            if stop:
                 console.info(f"train: early stop at epoch {epoch}: {monitor} did not improve "
                              f"for {cfg.patience} epochs (best epoch {state['best_epoch']})")
                 break
@@ -270,9 +297,11 @@ class Trainer:
 
     @staticmethod
     def _batch(x, y, idx: torch.Tensor, device: torch.device):
+        # sorted in every path: sequential memmap reads, and the same row order (hence
+        # the same augmentation draws) whether or not the data sits on the device
+        idx, _ = idx.sort()
         if isinstance(x, torch.Tensor):
             return x[idx.to(x.device)], y[idx.to(y.device)]
-        idx, _ = idx.sort()  # sequential reads from the memmap
         xb = torch.from_numpy(np.ascontiguousarray(x[idx.numpy()])).to(device, non_blocking=True)
         return xb, y[idx.to(y.device)]
 
@@ -281,13 +310,12 @@ class Trainer:
         ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "state": {**state, "history": json.dumps(state["history"])},
-                "fingerprint": self.fingerprint}
-        last = self.run.checkpoints / "last.ckpt"
-        with atomic_path(last) as tmp:
-            torch.save(ckpt, tmp)
-        if best:
+                "resume_key": json.dumps(self.resume_key)}
+        if best:  # best first: a kill between the two writes leaves last.ckpt consistent
             with atomic_path(self.run.checkpoints / "best.ckpt") as tmp:
                 torch.save({"model": model.state_dict(), "epoch": state["epoch"]}, tmp)
+        with atomic_path(self.run.checkpoints / "last.ckpt") as tmp:
+            torch.save(ckpt, tmp)
 
     def _load(self, model, opt, sched, device) -> dict[str, Any]:
         path = self.run.checkpoints / "last.ckpt"
@@ -295,12 +323,17 @@ class Trainer:
             raise RunError(f"--resume: '{path}' does not exist; nothing to resume. "
                            "Fix: run without --resume to start training.")
         ckpt = torch.load(path, map_location=device, weights_only=True)
-        if ckpt["fingerprint"] != self.fingerprint:
+        saved = json.loads(ckpt.get("resume_key", "{}"))
+        diff = sorted(k for k in set(saved) | set(self.resume_key)
+                      if saved.get(k) != self.resume_key.get(k))
+        if diff:
+            shown = "; ".join(f"{k}: {saved.get(k)!r} -> {self.resume_key.get(k)!r}"
+                              if not k.startswith("prepared") else f"{k} changed"
+                              for k in diff)
             raise RunError(
-                f"--resume: the config differs from the one '{path}' was trained with "
-                "(only train.epochs may change, and only without a scheduler). Fix: restore "
-                "the config, or run with "
-                "--overwrite to start again."
+                f"--resume: '{path}' was trained with other settings: {shown}. "
+                "(train.epochs may change when no scheduler is set.) Fix: restore them, "
+                "or run with --overwrite to start again."
             )
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
