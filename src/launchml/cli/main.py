@@ -56,7 +56,13 @@ def _root(
     """prepare -> train -> optimize -> evaluate -> deploy, from one config."""
 
 
-from launchml.cli import package, predict, quickstart, run  # noqa: E402,F401  (verbs)
+from launchml.cli import (  # noqa: E402,F401  (register the verbs)
+    inspect,
+    package,
+    predict,
+    quickstart,
+    run,
+)
 
 
 def main() -> None:
