@@ -138,8 +138,10 @@ def _decode(data: bytes, name: str) -> Image.Image:
         img = Image.open(io.BytesIO(data))
         img.load()  # force the full decode: truncated files fail here, not later
         return img
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError) as e:
+    except UnidentifiedImageError:
+        raise InputError(f"'{name}' is not a readable image (not a format Pillow can "
+                         f"decode; expected one of {', '.join(IMAGE_EXTENSIONS)})") from None
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"'{name}' is not a readable image ({type(e).__name__}: {e})") from None
 
 
