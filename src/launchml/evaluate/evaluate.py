@@ -14,7 +14,6 @@ from launchml.data.schema import Prepared
 from launchml.deploy.predictor import Predictor
 from launchml.errors import RunError
 from launchml.runs import RunDir, write_json
-from launchml.tasks import classification_metrics
 
 
 class EvaluateConfig(StrictModel):
@@ -74,16 +73,14 @@ def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
              run: RunDir, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     name = pick_split(prepared, cfg.split)
     inputs, y = split_arrays(prepared, name)
-    probs = predictor.task.probabilities(predictor.logits(inputs))
-    metrics = classification_metrics(predictor.task, y, probs, predictor.package.threshold)
+    metrics = predictor.task.metrics(y, predictor.logits(inputs), predictor.package.threshold)
     metrics = {"split": name, **metrics, **(extra or {})}
     write_json(run.evaluation / "metrics.json", metrics)
-    plot_confusion(metrics["confusion_matrix"], predictor.labels,
-                   run.evaluation / "plots" / "confusion_matrix.png")
-    auc = metrics.get("roc_auc", metrics.get("roc_auc_ovr_macro"))
-    console.info(
-        f"evaluate: {name} accuracy={metrics['accuracy']:.4f} f1_macro={metrics['f1_macro']:.4f}"
-        + (f" roc_auc={auc:.4f}" if auc is not None else "")
-        + f" -> {run.evaluation / 'metrics.json'}"
-    )
+    if "confusion_matrix" in metrics:
+        plot_confusion(metrics["confusion_matrix"], predictor.labels,
+                       run.evaluation / "plots" / "confusion_matrix.png")
+    shown = [k for k in ("accuracy", "f1_macro", "roc_auc", "roc_auc_ovr_macro", "rmse", "mae",
+                         "r2") if k in metrics]
+    console.info(f"evaluate: {name} " + " ".join(f"{k}={metrics[k]:.4f}" for k in shown)
+                 + f" -> {run.evaluation / 'metrics.json'}")
     return metrics

@@ -25,7 +25,6 @@ from launchml.deploy.package import ONNX, WEIGHTS, Package, save_package
 from launchml.deploy.predictor import Predictor
 from launchml.evaluate.evaluate import pick_split, split_arrays
 from launchml.runs import RunDir, atomic_path, write_json
-from launchml.tasks import classification_metrics
 
 
 class OptimizeConfig(StrictModel):
@@ -81,14 +80,13 @@ def _latency_ms(predictor: Predictor, one: dict[str, np.ndarray], runs: int) -> 
 def _measure(predictor: Predictor, inputs, y, size: int, cfg: OptimizeConfig,
              reference: np.ndarray | None) -> dict[str, Any]:
     logits = predictor.logits(inputs)
-    probs = predictor.task.probabilities(logits)
-    metrics = classification_metrics(predictor.task, y, probs, predictor.package.threshold)
+    metrics = predictor.task.metrics(y, logits, predictor.package.threshold)
     row: dict[str, Any] = {
         "engine": predictor.engine,
         "size_bytes": size,
         "latency_ms_batch1": _latency_ms(predictor, {k: v[:1] for k, v in inputs.items()},
                                          cfg.latency_runs),
-        "accuracy": round(metrics["accuracy"], 6),
+        **{k: round(metrics[k], 6) for k in ("accuracy", "rmse", "r2") if k in metrics},
     }
     if reference is not None:
         n = min(cfg.parity_rows, len(reference))

@@ -12,18 +12,24 @@ from launchml.tasks.classification import (
     Task,
     classification_metrics,
 )
+from launchml.tasks.regression import RegressionTask
 
-TASKS: dict[str, type[Task]] = {"binary": BinaryTask, "multiclass": MulticlassTask}
+TASKS: dict[str, type[Task]] = {
+    "binary": BinaryTask,
+    "multiclass": MulticlassTask,
+    "regression": RegressionTask,
+}
 
 
-def create_task(name: str, labels: list[str]) -> Task:
-    return TASKS[name](labels)
+def create_task(name: str, labels: list[str] | None = None) -> Task:
+    return TASKS[name](labels or [])
 
 
 __all__ = [
     "TASKS",
     "BinaryTask",
     "MulticlassTask",
+    "RegressionTask",
     "Task",
     "classification_metrics",
     "create_task",

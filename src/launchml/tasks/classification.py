@@ -47,6 +47,11 @@ class Task:
     def predict_index(self, probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
         return probs.argmax(axis=1)
 
+    def metrics(self, y_true: np.ndarray, raw: np.ndarray,
+                threshold: float | None = None) -> dict[str, Any]:
+        """The task's metrics from raw model outputs (what evaluate and optimize report)."""
+        return classification_metrics(self, y_true, self.probabilities(raw), threshold)
+
 
 class BinaryTask(Task):
     name = "binary"
