@@ -14,7 +14,7 @@ def test_defaults_are_filled():
     assert cfg.train.epochs == 10 and cfg.train.optimizer == "adam"
     assert cfg.data.target_size == (150, 150)
     assert cfg.data.rescale == pytest.approx(1 / 255)
-    assert cfg.model.name == "seed_cnn"
+    assert cfg.model.name == "auto"  # seed_cnn for images, lightgbm for tables
 
 
 def test_unknown_key_names_key_allowed_and_fix():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from launchml.configbase import StrictModel, validate
 from launchml.data.images import ImageFolderConfig
+from launchml.data.table_adapter import TableConfig
 from launchml.errors import ConfigError
 from launchml.evaluate.evaluate import EvaluateConfig
 from launchml.models import ModelConfig
@@ -27,6 +28,13 @@ CONFIG_VERSION = 1
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+def _data_kind(value: Any) -> str:
+    """A ``data:`` section with a ``target`` is a table; otherwise an image folder."""
+    if isinstance(value, dict):
+        return "table" if "target" in value else "image_folder"
+    return value.kind
+
+
 class RunConfig(StrictModel):
     """The root of a run config."""
 
@@ -34,7 +42,10 @@ class RunConfig(StrictModel):
     name: str = Field(description="the run's name; its folder is <output_dir>/<name>")
     output_dir: str = Field("runs", description="where run folders are made")
     seed: int = Field(42, description="seeds splits, initialization, batch order, augmentation")
-    data: ImageFolderConfig
+    data: Annotated[
+        Annotated[ImageFolderConfig, Tag("image_folder")] | Annotated[TableConfig, Tag("table")],
+        Discriminator(_data_kind),
+    ] = Field(description="an image folder, or a table (a config with 'target')")
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)

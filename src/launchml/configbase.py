@@ -9,9 +9,10 @@ message that names the key, what is allowed and the fix.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Tag, ValidationError
 
 from launchml.errors import ConfigError
 
@@ -22,21 +23,51 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
 
+def _tagged(annotation: Any) -> dict[str, Any]:
+    """Tag -> member class of a tagged union (``data:`` is an image folder or a table)."""
+    out: dict[str, Any] = {}
+    stack = [annotation]
+    while stack:
+        a = stack.pop()
+        if get_origin(a) is Annotated:
+            base, *meta = get_args(a)
+            out.update({m.tag: base for m in meta if isinstance(m, Tag)})
+            stack.append(base)
+        elif get_origin(a) in (Union, types.UnionType):
+            stack.extend(get_args(a))
+    return out
+
+
+def _resolve(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], Any]:
+    """Follow ``loc`` from ``root``: (the key names without union tags, the class there)."""
+    keys: list[str] = []
+    cls: Any = root
+    annotation: Any = None
+    for part in loc:
+        part = str(part)
+        members = _tagged(annotation) if annotation is not None else {}
+        if part in members:
+            cls, annotation = members[part], None
+            continue
+        keys.append(part)
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            cls, annotation = None, None
+            continue
+        annotation = field.annotation
+        cls = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
+            else None
+    return keys, cls
+
+
 def _section_class(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The config class found by following ``loc`` (key names) from ``root``."""
-    cls: Any = root
-    for key in loc:
-        field = getattr(cls, "model_fields", {}).get(key)
-        if field is None:
-            return None
-        cls = field.annotation
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-            return None
-    return cls
+    return _resolve(root, loc)[1]
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if not str(part).startswith("function-"))
+def _dotted(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> str:
+    parts = _resolve(root, loc)[0] if root is not None else [str(p) for p in loc]
+    return ".".join(p for p in parts if not p.startswith("function-"))
 
 
 def format_validation_error(err: ValidationError, root: type[BaseModel], source: str) -> str:
@@ -44,14 +75,14 @@ def format_validation_error(err: ValidationError, root: type[BaseModel], source:
     lines = [f"invalid config ({source}):"]
     for e in err.errors():
         loc = tuple(e["loc"])
-        key = _dotted(loc) or "<root>"
+        key = _dotted(loc, root) or "<root>"
         kind = e["type"]
         if kind == "extra_forbidden":
             parent = _section_class(root, loc[:-1])
             allowed = sorted(parent.model_fields) if parent else []
-            section = _dotted(loc[:-1]) or "the top level"
+            section = _dotted(loc[:-1], root) or "the top level"
             hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            fix = f"did you mean '{_dotted(loc[:-1] + (hint[0],))}'?" if hint else "remove it"
+            fix = f"did you mean '{_dotted(loc[:-1] + (hint[0],), root)}'?" if hint else "remove it"
             lines.append(
                 f"  - unknown key '{key}'. Allowed keys in {section}: {', '.join(allowed)}. "
                 f"Fix: {fix}"

@@ -6,6 +6,7 @@ tail of the pipeline can run on its own (``stages=["evaluate"]``).
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -23,9 +24,9 @@ from launchml.deploy.package import ONNX, load_package, save_package, update_pac
 from launchml.deploy.predictor import Predictor
 from launchml.errors import ConfigError, RunError
 from launchml.evaluate import evaluate
-from launchml.models import create_model
+from launchml.models import create_model, resolve_family
 from launchml.optimize import optimize
-from launchml.runs import RunDir, atomic_path, read_json
+from launchml.runs import RunDir, atomic_path, read_json, write_text
 from launchml.tasks import create_task
 from launchml.train import Trainer, TrainResult, resume_key
 
@@ -90,7 +91,7 @@ def run(
     todo = _check_stages(stages)
     rd = _start(cfg, todo, resume, overwrite)
     result = Run(config=cfg, dir=rd)
-    prepare = ADAPTERS["image_folder"][1]
+    prepare = ADAPTERS[cfg.data.kind][1]
     timer = _StageTimer(result)
     if "prepare" in todo:
         with timer("prepare"):
@@ -103,10 +104,15 @@ def run(
             result.train = train_stage(cfg, rd, prepared, resume=resume)
     if "optimize" in todo and (cfg.optimize.onnx or cfg.optimize.int8):
         with timer("optimize"):
-            result.variants = optimize(cfg.optimize, load_package(rd.model), prepared, rd)
+            pkg = load_package(rd.model)
+            if pkg.meta["files"].get("weights"):
+                result.variants = optimize(cfg.optimize, pkg, prepared, rd)
+            else:
+                console.info("optimize: LightGBM serves through its own predictor; "
+                             "no ONNX/int8 variants")
     if "evaluate" in todo:
         with timer("evaluate"):
-            predictor = Predictor(load_package(rd.model), engine="torch")
+            predictor = Predictor(load_package(rd.model))
             result.metrics = evaluate(cfg.evaluate, predictor, prepared, rd)
     if "deploy" in todo:
         with timer("deploy"):
@@ -129,6 +135,8 @@ class _StageTimer:
 
 
 def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:
+    if resolve_family(cfg.model.name, prepared.schema) == "lightgbm":
+        return train_lightgbm(cfg, rd, prepared)
     task = create_task(prepared.schema.task, prepared.schema.labels)
     torch.manual_seed(cfg.seed)  # the initial weights are part of the seeded run
     model = create_model(cfg.model, prepared.schema, task, prepared.preprocessing)
@@ -142,13 +150,52 @@ def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool)
                      "image": {**prepared.preprocessing["image"], **model.normalization()}}
     save_package(
         rd.model, model=result.model, schema=prepared.schema,
-        model_spec=model.package_spec, preprocessing=preprocessing,
+        model_spec=model.package_spec, preprocessing=preprocessing, kind=cfg.data.kind,
         metrics={"train": best, "best_epoch": result.best_epoch},
         provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict,
                     "train_settings": result.settings},
     )
     console.info(f"train: best epoch {result.best_epoch}; model package -> {rd.model}")
     return result
+
+
+def train_lightgbm(cfg: RunConfig, rd: RunDir, prepared: Prepared) -> TrainResult:
+    """Tables with LightGBM: early stopping on the validation split, text model in the package."""
+    from launchml.models.lightgbm_family import FEATURES_FILE, MODEL_FILE, LightGBMModel
+
+    schema = prepared.schema
+    if not all(c.type in ("number", "category", "boolean", "datetime") for c in schema.inputs):
+        raise ConfigError("model.name: lightgbm takes table columns only. Fix: model.name: auto")
+    task = create_task(schema.task, schema.labels)
+
+    def xy(split):
+        arrays = dict(split.arrays)
+        return arrays, arrays.pop(schema.target)
+
+    t0 = time.perf_counter()
+    train, val = prepared.split("train"), prepared.split("validation")
+    model = LightGBMModel(task, seed=cfg.seed).fit(*xy(train), valid=xy(val) if val else None)
+    seconds = round(time.perf_counter() - t0, 3)
+    rd.model.mkdir(parents=True, exist_ok=True)
+    model.save(rd.model)
+    best = int(model.booster_.best_iteration or model.booster_.current_iteration())
+    row = {"event": "fit", "family": "lightgbm", "best_iteration": best, "seconds": seconds}
+    if val is not None:
+        row["validation"] = task.metrics(xy(val)[1], model.predict_raw(xy(val)[0]))
+    write_text(rd.events, json.dumps({"event": "start", "settings": {"family": "lightgbm"}})
+               + "\n" + json.dumps(row) + "\n")
+    cfg_dict = cfg.model_dump(mode="json")
+    save_package(
+        rd.model, model=None, schema=schema,
+        model_spec={"name": "lightgbm", "pretrained": False, "dropout": 0.0},
+        preprocessing=prepared.preprocessing, metrics={"train": row}, kind="table",
+        provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict},
+        extra_files={"lightgbm": MODEL_FILE, "lightgbm_features": FEATURES_FILE},
+    )
+    cfg.save(rd.config)
+    console.info(f"train: LightGBM, {best} trees in {seconds:.1f}s; package -> {rd.model}")
+    return TrainResult(model=model, history=[row], best_epoch=best, best_metric=float("nan"),
+                       settings={"family": "lightgbm"})
 
 
 def deploy_stage(rd: RunDir) -> None:
@@ -171,6 +218,7 @@ def deploy_stage(rd: RunDir) -> None:
     update_package(pkg, **changes)
     console.info(
         f"deploy: package ready at {rd.model}\n"
-        f"  launchml predict {rd.model} <images or folder>\n"
+        f"  launchml predict {rd.model} "
+        f"{'<table file>' if pkg.kind == 'table' else '<images or folder>'}\n"
         f"  launchml serve {rd.model} --port 8000"
     )

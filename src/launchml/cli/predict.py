@@ -16,25 +16,29 @@ _ENGINE = typer.Option("auto", "--engine", help="auto | torch | onnx")
 @handle_errors
 def predict(
     model: Path = typer.Argument(..., help="a model package (runs/<name>/model)"),
-    inputs: list[Path] = typer.Argument(..., help="image files and/or folders"),
+    inputs: list[Path] = typer.Argument(..., help="image files/folders, or table files"),
     engine: str = _ENGINE,
     out: Path | None = typer.Option(None, "--out", help="write JSON lines here, not stdout"),
 ) -> None:
-    """Print one JSON line per image: file, label, probabilities."""
+    """One JSON line per image (file, label, probabilities) or table row (file, row, ...)."""
     from launchml.deploy.predictor import Predictor, expand_paths
 
     predictor = Predictor.load(model, engine=engine)  # type: ignore[arg-type]
-    files = expand_paths(inputs)
-    rows = predictor.iter_predict(files)
+    if predictor.kind == "table":
+        rows = ({"file": str(p), "row": r.pop("input"), **r}
+                for p in inputs for r in predictor.iter_predict(p))
+    else:
+        rows = ({"file": r.pop("input"), **r}
+                for r in predictor.iter_predict(expand_paths(inputs)))
     if out is None:
-        for row in rows:  # streamed: one line per image as soon as its batch is scored
-            typer.echo(json.dumps({"file": row.pop("input"), **row}))
+        for row in rows:  # streamed: each line as soon as its batch is scored
+            typer.echo(json.dumps(row))
         return
     from launchml.runs import atomic_path
 
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps({"file": row.pop("input"), **row}) + "\n")
+            f.write(json.dumps(row) + "\n")
 
 
 @app.command()

@@ -14,7 +14,7 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -34,6 +34,8 @@ _RESAMPLE = {
 
 class ImageFolderConfig(StrictModel):
     """``data:`` for a folder of images with one sub-folder per class."""
+
+    kind: ClassVar[str] = "image_folder"
 
     train: str = Field(description="folder with one sub-folder per class")
     validation: str | None = Field(None, description="optional separate validation folder")

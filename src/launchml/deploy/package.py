@@ -65,6 +65,11 @@ class Package:
         return self.meta["preprocessing"]
 
     @property
+    def kind(self) -> str:
+        """The data adapter that reads this package's inputs (image_folder, table)."""
+        return self.meta.get("data_kind", "image_folder")
+
+    @property
     def threshold(self) -> float | None:
         return self.meta["task"].get("threshold")
 
@@ -97,11 +102,13 @@ def save_package(
     provenance: dict[str, Any] | None = None,
     onnx_file: str | Path | None = None,
     threshold: float | None = None,
+    kind: str = "image_folder",
+    extra_files: dict[str, str] | None = None,
 ) -> Package:
     """Write a package folder; ``package.json`` is written last, so it marks a complete one."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str | None] = {"weights": None, "onnx": None}
+    files: dict[str, str | None] = {"weights": None, "onnx": None, **(extra_files or {})}
     if model is not None:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         with atomic_path(path / WEIGHTS) as tmp:
@@ -115,11 +122,13 @@ def save_package(
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "data_kind": kind,
         "task": {"name": schema.task, "labels": schema.labels, "threshold": threshold},
         "schema": schema.to_dict(),
         "inputs": [
             {"name": c.name, "type": c.type, "shape": c.shape,
-             "onnx": {"dtype": "float32", "shape": ["N", *c.shape]}}
+             **({"onnx": {"dtype": "float32", "shape": ["N", *c.shape]}}
+                if c.type == "image" else {})}
             for c in schema.inputs
         ],
         "preprocessing": preprocessing,

@@ -19,7 +19,8 @@ from launchml.data.images import IMAGE_EXTENSIONS
 from launchml.deploy.package import Package, load_package
 from launchml.errors import ConfigError, InputError, PackageError
 
-Engine = Literal["auto", "torch", "onnx"]
+Engine = Literal["auto", "torch", "onnx", "lightgbm"]
+TABLE_CHUNK = 4096  # rows scored at a time for tables
 
 
 def expand_paths(items: Iterable[str | Path]) -> list[str]:
@@ -45,12 +46,20 @@ class Predictor:
         self.package = package
         self.task = package.task
         self.batch_size = batch_size
-        if engine not in ("auto", "torch", "onnx"):
-            raise ConfigError(f"engine must be 'auto', 'torch' or 'onnx'; got {engine!r}")
+        if engine not in ("auto", "torch", "onnx", "lightgbm"):
+            raise ConfigError(f"engine must be 'auto', 'torch', 'onnx' or 'lightgbm'; "
+                              f"got {engine!r}")
+        files = package.meta["files"]
         if engine == "auto":
-            engine = "torch" if (package.path / "weights.safetensors").exists() else "onnx"
+            engine = ("lightgbm" if files.get("lightgbm") else
+                      "torch" if (package.path / "weights.safetensors").exists() else "onnx")
         self.engine = engine
-        if engine == "onnx":
+        self.kind = package.kind
+        if engine == "lightgbm":
+            from launchml.models.lightgbm_family import LightGBMModel
+
+            self._lgb = LightGBMModel.load(package.path, self.task)
+        elif engine == "onnx":
             if package.onnx_path is None:
                 raise PackageError(f"'{package.path}' has no model.onnx. Fix: run the optimize "
                                    "stage (launchml run) or use engine='torch'.")
@@ -71,6 +80,8 @@ class Predictor:
 
     def logits(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Raw model outputs for prepared arrays (``image``: N x H x W x C uint8)."""
+        if self.engine == "lightgbm":
+            return self._lgb.predict_raw(arrays)
         n = len(next(iter(arrays.values())))
         outs = []
         for s in range(0, n, self.batch_size):
@@ -97,7 +108,12 @@ class Predictor:
         """Like ``predict``, one batch at a time: memory stays bounded for large folders.
 
         ``names`` replaces the ``input`` field (and names the input in errors).
+        For a table model, ``inputs`` is a table file, a DataFrame, a record (dict)
+        or a list of records, and ``input`` is the row number.
         """
+        if self.kind == "table":
+            yield from self._iter_table(inputs)
+            return
         sources, found = self._normalize(inputs)
         if names is None:
             names = found
@@ -109,6 +125,29 @@ class Predictor:
             rows = self.task.decode(self.logits(arrays), self.package.threshold)
             for name, row in zip(names[s:s + self.batch_size], rows, strict=True):
                 yield {"input": name, **row}
+
+    def _iter_table(self, inputs: Any) -> Iterator[dict[str, Any]]:
+        import pandas as pd
+
+        from launchml.data.table_adapter import load_table_rows
+        from launchml.data.tables import read_table
+
+        if isinstance(inputs, str | Path):
+            df = read_table(inputs)[0]
+        elif isinstance(inputs, pd.DataFrame):
+            df = inputs
+        else:
+            records = [inputs] if isinstance(inputs, dict) else list(inputs)
+            if not all(isinstance(r, dict) for r in records):
+                raise InputError("a table model takes records ({column: value} objects), "
+                                 "a DataFrame or a table file")
+            df = pd.DataFrame.from_records(records)
+        for s in range(0, len(df), TABLE_CHUNK):
+            chunk = df.iloc[s:s + TABLE_CHUNK]
+            arrays = load_table_rows(chunk, self.package.preprocessing)
+            rows = self.task.decode(self.logits(arrays), self.package.threshold)
+            for i, row in enumerate(rows, start=s):
+                yield {"input": i, **row}
 
     def _normalize(self, inputs: Any) -> tuple[list[Any], list[Any]]:
         if isinstance(inputs, np.ndarray) and inputs.ndim == 4:

@@ -6,6 +6,9 @@
                          {"image": "<base64>"} / {"images": ["<base64>", ...]}
     GET  /docs           OpenAPI docs
 
+A table model takes JSON ``{"records": [{column: value, ...}, ...]}``; a missing
+or mistyped field is a 422 naming it.
+
 A bad upload (not an image, bad base64, wrong content type) is a 4xx JSON error
 ``{"error": ...}``; only a fault of the server itself is a 500.
 """
@@ -85,6 +88,20 @@ async def _read_inputs(request: Request) -> tuple[list[bytes], list[str]]:
                            "multipart/form-data (field 'file') or application/json")
 
 
+async def _read_records(request: Request) -> list[dict[str, Any]]:
+    """Table models take JSON {"records": [{column: value}, ...]} (or one "record")."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _BadRequest(422, 'body is not valid JSON; send {"records": [{...}]}') from None
+    records = body.get("records", [body["record"]] if "record" in body else None) \
+        if isinstance(body, dict) else None
+    if not isinstance(records, list) or not records or \
+            not all(isinstance(r, dict) for r in records):
+        raise _BadRequest(422, 'send {"records": [{"column": value, ...}, ...]}')
+    return records
+
+
 def create_app(predictor: Predictor) -> FastAPI:
     pkg = predictor.package
     app = FastAPI(title="launchml model server", version=str(pkg.meta["format_version"]),
@@ -96,7 +113,9 @@ def create_app(predictor: Predictor) -> FastAPI:
 
     @app.exception_handler(InputError)
     async def _bad_input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=415)
+        # an undecodable image is an unsupported media type; a bad table field is a 422
+        return JSONResponse({"error": str(exc)},
+                            status_code=422 if predictor.kind == "table" else 415)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -108,6 +127,9 @@ def create_app(predictor: Predictor) -> FastAPI:
 
     @app.post("/v1/predict", openapi_extra=_PREDICT_BODY)
     async def predict(request: Request) -> dict[str, Any]:
+        if predictor.kind == "table":
+            records = await _read_records(request)
+            return {"predictions": await run_in_threadpool(predictor.predict, records)}
         blobs, names = await _read_inputs(request)
         rows = await run_in_threadpool(predictor.predict, blobs, names)
         return {"predictions": rows}

@@ -22,12 +22,21 @@ from launchml.tasks import Task
 
 FAMILIES: dict[str, Callable[..., torch.nn.Module]] = {}
 PREFIXED = ("timm:",)
+OTHER_FAMILIES = ("auto", "lightgbm")  # not torch modules: resolved or trained elsewhere
+
+
+def resolve_family(name: str, schema: Schema) -> str:
+    """'auto' -> the family for the data: seed_cnn for an image column, lightgbm for tables."""
+    if name != "auto":
+        return name
+    return "seed_cnn" if any(c.type == "image" for c in schema.inputs) else "lightgbm"
 
 
 class ModelConfig(StrictModel):
     """``model:`` which family to train and its options."""
 
-    name: str = Field("seed_cnn", description="seed_cnn, or timm:<backbone> e.g. timm:resnet18")
+    name: str = Field("auto", description="auto (seed_cnn for images, lightgbm for tables), "
+                      "seed_cnn, lightgbm, or timm:<backbone> e.g. timm:resnet18")
     pretrained: bool | str = Field(
         False,
         description="timm only: true (download), a local weights file, or hf-hub:<repo>",
@@ -37,11 +46,12 @@ class ModelConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v in FAMILIES or any(v.startswith(p) and len(v) > len(p) for p in PREFIXED):
+        known = [*FAMILIES, *OTHER_FAMILIES]
+        if v in known or any(v.startswith(p) and len(v) > len(p) for p in PREFIXED):
             return v
-        hint = difflib.get_close_matches(v, list(FAMILIES), n=1)
+        hint = difflib.get_close_matches(v, known, n=1)
         raise ValueError(
-            f"unknown model family; available: {', '.join(sorted(FAMILIES))}, or "
+            f"unknown model family; available: {', '.join(sorted(known))}, or "
             f"timm:<name>{f'. Did you mean {hint[0]!r}?' if hint else ''}"
         )
 
@@ -74,11 +84,13 @@ def create_model(
     """
     if isinstance(spec, dict):
         spec = ModelConfig.model_validate(spec)
+    spec = spec.model_copy(update={"name": resolve_family(spec.name, schema)})
     image_cols = [c for c in schema.inputs if c.type == "image"]
     if len(image_cols) != 1 or len(schema.inputs) != 1:
         raise ModelError(
             f"model '{spec.name}' takes exactly one image column; the data has "
-            f"{[c.name + ':' + c.type for c in schema.inputs]}"
+            f"{[c.name + ':' + c.type for c in schema.inputs]}. Fix: for tables use "
+            "model.name: lightgbm (or auto)."
         )
     h, w, c = image_cols[0].shape
     family = "timm" if spec.name.startswith("timm:") else spec.name
@@ -123,4 +135,4 @@ class ImageModel(torch.nn.Module):
 from launchml.models import seed_cnn, timm_family  # noqa: E402,F401
 
 __all__ = ["FAMILIES", "ImageModel", "ModelConfig", "create_model", "list_families",
-           "register_family"]
+           "register_family", "resolve_family"]
