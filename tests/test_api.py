@@ -5,7 +5,8 @@ import launchml
 
 def test_public_names():
     assert set(launchml.__all__) == {
-        "STAGES", "ConfigError", "DataError", "InputError", "LaunchmlError", "ModelError",
+        "STAGES", "Classifier", "Regressor", "ConfigError", "DataError", "InputError",
+        "LaunchmlError", "ModelError",
         "Package", "PackageError", "Predictor", "Run", "RunConfig", "RunError",
         "__version__", "load", "load_package", "run",
     }

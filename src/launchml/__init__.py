@@ -20,12 +20,14 @@ from launchml.errors import (
     PackageError,
     RunError,
 )
+from launchml.estimators import Classifier, Regressor
 from launchml.pipeline import STAGES, Run, run
 
 __version__ = "0.1.0"
 
 __all__ = [
     "STAGES",
+    "Classifier",
     "ConfigError",
     "DataError",
     "InputError",
@@ -34,6 +36,7 @@ __all__ = [
     "Package",
     "PackageError",
     "Predictor",
+    "Regressor",
     "Run",
     "RunConfig",
     "RunError",
