@@ -78,9 +78,7 @@ def infer_column(name: str, col: pd.Series) -> ColumnInfo:
         integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
         if integral and unique == len(values) == n and values.is_monotonic_increasing and n >= 20:
             info.type, info.reason = "identifier", "unique, increasing integers (a row id)"
-        elif unique == 2 and set(values.unique()) <= {0, 1}:
-            info.type, info.reason = "boolean", "only 0 and 1"
-        else:
+        else:  # 0/1 numbers stay numbers: new data may hold other values (a 2 is no error)
             info.type = "number"
             info.reason = f"numeric, {values.min():g} to {values.max():g}"
         return info
