@@ -34,3 +34,13 @@ def test_regressor_on_a_dataframe():
     reg = launchml.Regressor(seed=0).fit(X.iloc[:350], y.iloc[:350])
     assert reg.score(X.iloc[350:], y.iloc[350:]) > 0.2
     assert reg.predict(X.iloc[:2]).shape == (2,)
+
+
+def test_regressor_with_few_integer_values_is_still_a_regression():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = np.round(X[:, 0] * 2).clip(-5, 5)  # 11 whole numbers
+    reg = launchml.Regressor(seed=0).fit(X, y)
+    assert reg.predict(X[:3]).dtype.kind == "f" and reg.score(X, y) > 0.5
+    clf = launchml.Classifier(seed=0).fit(X, (X[:, 1] > 0).astype(float))
+    assert set(clf.predict(X[:10]).tolist()) <= {0.0, 1.0}

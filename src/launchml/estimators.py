@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from launchml.data.columns import category_key
+
 TARGET = "__launchml_target__"
 
 
@@ -53,8 +55,8 @@ class _TableEstimator(BaseEstimator):
         self.n_features_in_ = df.shape[1]
         if self._task_kind == "classification":
             self.classes_ = np.unique(target)
-            self._by_name = {str(c): c for c in self.classes_}
-            df[TARGET] = [str(v) for v in target]
+            self._by_name = {category_key(c): c for c in self.classes_}
+            df[TARGET] = [category_key(v) for v in target]
         else:
             df[TARGET] = target.astype(float)
         with tempfile.TemporaryDirectory(prefix="launchml-fit-") as tmp:
@@ -62,7 +64,7 @@ class _TableEstimator(BaseEstimator):
             df.to_parquet(path)
             result = run({
                 "name": "estimator", "output_dir": tmp, "seed": self.seed,
-                "data": {"train": str(path), "target": TARGET,
+                "data": {"train": str(path), "target": TARGET, "task": self._task_kind,
                          "validation_split": self.validation_split,
                          "column_types": self.column_types or {}},
                 "model": {"name": self.model},
@@ -81,7 +83,8 @@ class Classifier(ClassifierMixin, _TableEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         rows = self._rows(X)
-        return np.array([[r["probabilities"][str(c)] for c in self.classes_] for r in rows])
+        return np.array([[r["probabilities"][category_key(c)] for c in self.classes_]
+                         for r in rows])
 
     def predict(self, X: Any) -> np.ndarray:
         return np.array([self._by_name[r["label"]] for r in self._rows(X)])

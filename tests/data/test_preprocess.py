@@ -52,7 +52,33 @@ def test_serving_input_errors_name_column_and_row(frames):
     with pytest.raises(InputError, match=r"missing required column\(s\) \['signup'\]"):
         transform_table(states, serve.drop(columns=["signup"]))
     bad = serve.assign(age=["12", "twelve"])
-    with pytest.raises(InputError, match="column 'age' \\(number\\): row 1 holds 'twelve'"):
+    with pytest.raises(InputError, match="column 'age' \\(number\\): data row 1 holds 'twelve'"):
         transform_table(states, bad)
     with pytest.raises(InputError, match="column 'married'"):
         transform_table(states, serve.assign(married=["maybe", "no"]))
+
+
+def test_category_codes_do_not_depend_on_how_pandas_typed_the_column():
+    train = pd.DataFrame({"zip": [10115, 20095, 10115], "y": [0, 1, 0]})
+    infos = infer_columns(train, target="y", overrides={"zip": "category"})
+    states = fit_table(infos, train, "y")
+    later = pd.DataFrame({"zip": [10115.0, np.nan]})  # a blank makes the column float
+    assert transform_table(states, later)["zip"].tolist() == [1, 0]
+    assert transform_table(states, pd.DataFrame({"zip": ["20095"]}))["zip"].tolist() == [2]
+
+
+def test_dates_with_time_zones_and_without():
+    train = pd.DataFrame({"at": ["2021-03-27 10:00+01:00", "2021-03-29 10:00+02:00",
+                                 "2021-04-01 09:00+02:00"], "y": [0, 1, 0]})
+    infos = infer_columns(train, target="y")
+    assert {i.name: i.type for i in infos}["at"] == "datetime"
+    states = fit_table(infos, train, "y")
+    out = transform_table(states, pd.DataFrame({"at": ["2021-04-02 10:00"]}))
+    assert out["at:month"].tolist() == [4.0] and out["at:days"][0] > 0
+
+
+def test_decimal_commas_are_not_read_as_thousands():
+    from launchml.data.columns import parse_numbers
+
+    assert parse_numbers(pd.Series(["1,234", "1,5", "2.5"])).tolist()[0] == 1234
+    assert np.isnan(parse_numbers(pd.Series(["1,5"]))[0])

@@ -41,7 +41,10 @@ def test_wine_multiclass_and_diabetes_regression():
     from sklearn.datasets import load_diabetes, load_wine
 
     wine = load_wine(as_frame=True).frame
-    assert target_task(wine["target"]) == ("multiclass", "3 classes")
+    task, why = target_task(wine["target"])
+    assert task == "multiclass" and why.startswith("3 classes")
+    assert target_task(wine["target"], "regression")[0] == "regression"
+    assert target_task(pd.Series(["1.5", "2.25", "3", "4.75"]))[0] == "regression"
     diabetes = load_diabetes(as_frame=True).frame
     task, why = target_task(diabetes["target"])
     assert task == "regression" and "distinct" in why
@@ -131,6 +134,10 @@ def test_bad_tables_name_the_file_line_and_fix(tmp_path):
     bad_json.write_text('{"a": 1}\n{"a": 2,,}\n')
     with pytest.raises(DataError, match="line 2 is not valid JSON"):
         read_table(bad_json)
+    nested = tmp_path / "n.jsonl"
+    nested.write_text('{"a": 1, "tags": ["x", "y"]}\n')
+    with pytest.raises(DataError, match=r"line 1: field\(s\) \['tags'\] hold a list"):
+        read_table(nested)
     xls = tmp_path / "sheet.xls"
     xls.write_bytes(b"\xd0\xcf")
     with pytest.raises(DataError, match="unknown table format '.xls'"):

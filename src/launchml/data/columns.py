@@ -26,6 +26,34 @@ _BOOL_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1"}
 _AMINO = set("ACDEFGHIKLMNPQRSTVWY")
 _SMILES_TOKENS = re.compile(r"Cl|Br|\[[^\]]+\]|[BCNOSPFIHcnosp]|[0-9=#()+\-/\\@.%$:*]")
 MAX_CATEGORIES = 1000  # more distinct values than this (and > 50% of rows): high cardinality
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def parse_numbers(col: pd.Series) -> pd.Series:
+    """Numbers from numbers or text; '1,234' is a thousands separator, '1,5' is not a number."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            return v.replace(",", "") if _THOUSANDS.match(v) else v
+        return v
+    return pd.to_numeric(col.astype(object).map(clean), errors="coerce")
+
+
+def category_key(v: Any) -> str:
+    """One text key per category value, however pandas typed the column (10115 == 10115.0)."""
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def parse_dates(col: pd.Series) -> pd.Series:
+    """Datetimes in UTC without a zone, so mixed offsets and naive values compare."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = pd.to_datetime(col, errors="coerce", format="mixed", utc=True)
+    return d.dt.tz_localize(None)
 
 
 @dataclass
@@ -87,17 +115,13 @@ def infer_column(name: str, col: pd.Series) -> ColumnInfo:
     if unique == 2 and set(lower.unique()) <= _BOOL_WORDS:
         info.type, info.reason = "boolean", f"two values: {sorted(text.unique())}"
         return info
-    as_number = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
-    if as_number.notna().all():
+    if parse_numbers(text).notna().all():
         info.type, info.reason = "number", "text that parses as numbers"
         return info
     if _share(lower.str.endswith(IMAGE_EXTENSIONS)) >= 0.95:
         info.type, info.reason = "image", "paths ending in an image extension"
         return info
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        as_date = pd.to_datetime(text, errors="coerce", format="mixed")
-    if as_date.notna().all() and text.str.contains(r"[-/:]").all():
+    if parse_dates(text).notna().all() and text.str.contains(r"[-/:]").all():
         info.type, info.reason = "datetime", "every value parses as a date/time"
         return info
     if _looks_protein(text):
@@ -150,14 +174,24 @@ def infer_columns(df: pd.DataFrame, *, target: str | None = None,
     return out
 
 
-def target_task(col: pd.Series) -> tuple[str, str]:
-    """(task, reason) for a target column: binary, multiclass or regression."""
+def target_task(col: pd.Series, requested: str = "auto") -> tuple[str, str]:
+    """(task, reason) for a target column: binary, multiclass or regression.
+
+    ``requested`` (data.task) wins: regression, binary, multiclass, or
+    classification (binary or multiclass by the class count).
+    """
     values = col.dropna()
     unique = values.nunique()
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+    if requested in ("regression", "binary", "multiclass"):
+        return requested, "set by data.task"
+    numbers = parse_numbers(values) if not pd.api.types.is_bool_dtype(values) else None
+    if requested == "auto" and numbers is not None and numbers.notna().all():
+        integral = bool(np.all(np.mod(numbers.to_numpy(dtype=float), 1) == 0))
         if not integral or unique > 20:
-            return "regression", f"numeric with {unique} distinct values"
+            return "regression", (f"numeric with {unique} distinct values (set data.task: "
+                                  "classification to treat them as classes)")
     if unique == 2:
         return "binary", f"two classes: {sorted(map(str, values.unique()))}"
-    return "multiclass", f"{unique} classes"
+    return "multiclass", (f"{unique} classes" + ("" if requested != "auto" else
+                          " (set data.task: regression for a numeric target)"
+                          if numbers is not None and numbers.notna().all() else ""))

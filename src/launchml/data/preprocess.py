@@ -21,26 +21,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from launchml.data.columns import _BOOL_WORDS, MAX_CATEGORIES, ColumnInfo
+from launchml.data.columns import (
+    _BOOL_WORDS,
+    MAX_CATEGORIES,
+    ColumnInfo,
+    category_key,
+    parse_dates,
+    parse_numbers,
+)
 from launchml.errors import DataError, InputError
 
 _TRUE = {"true", "yes", "y", "t", "1"}
 _DATE_PARTS = ("year", "month", "day", "weekday", "hour")
 
 
-def _numbers(col: pd.Series, name: str) -> np.ndarray:
-    values = pd.to_numeric(col.astype(object).map(
-        lambda v: v.replace(",", "") if isinstance(v, str) else v), errors="coerce")
+def numbers(col: pd.Series, name: str) -> np.ndarray:
+    """float64 values; a non-number is an error naming the column and the data row."""
+    values = parse_numbers(col)
     bad = col.notna() & values.isna()
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"column '{name}' (number): row {row} holds {col.iloc[row]!r}, which "
-                         "is not a number. Fix: correct the value or leave it empty.")
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"column '{name}' (number): data row {col.index[pos]} holds "
+                         f"{col.iloc[pos]!r}, which is not a number (decimal point '.', "
+                         "thousands ','). Fix: correct the value or leave it empty.")
     return values.to_numpy(dtype=np.float64)
 
 
-def _dates(col: pd.Series) -> pd.Series:
-    return pd.to_datetime(col, errors="coerce", format="mixed")
+_numbers = numbers
+_dates = parse_dates
 
 
 def fit_column(info: ColumnInfo, col: pd.Series) -> dict[str, Any]:
@@ -54,7 +62,7 @@ def fit_column(info: ColumnInfo, col: pd.Series) -> dict[str, Any]:
         return {"type": kind, "median": median, "mean": float(finite.mean()) if finite.size
                 else 0.0, "std": std if std > 0 else 1.0}
     if kind == "category":
-        counts = col.dropna().astype(str).value_counts(sort=True)
+        counts = col.dropna().map(category_key).value_counts(sort=True)
         kept = counts.index[:MAX_CATEGORIES].tolist()
         return {"type": kind, "categories": kept, "other": len(counts) > MAX_CATEGORIES}
     if kind == "boolean":
@@ -67,7 +75,7 @@ def fit_column(info: ColumnInfo, col: pd.Series) -> dict[str, Any]:
                  for p in _DATE_PARTS}
         days = (d - d.min()).dt.total_seconds() / 86400.0
         parts["days"] = float(days.median())
-        return {"type": kind, "origin": d.min().isoformat(), "medians": parts}
+        return {"type": kind, "origin": d.min().isoformat(), "medians": parts}  # UTC, no zone
     raise DataError(f"column '{info.name}': type '{kind}' has no table preprocessor")
 
 
@@ -83,7 +91,7 @@ def transform_column(name: str, state: dict[str, Any], col: pd.Series) -> dict[s
     if kind == "category":
         index = {c: i + 1 for i, c in enumerate(state["categories"])}
         other = len(index) + 1 if state["other"] else 0
-        codes = col.map(lambda v: 0 if pd.isna(v) else index.get(str(v), other))
+        codes = col.map(lambda v: 0 if pd.isna(v) else index.get(category_key(v), other))
         return {name: codes.to_numpy(dtype=np.int64)}
     if kind == "boolean":
         def one(v: Any) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -17,9 +17,9 @@ from pydantic import Field
 
 from launchml import console
 from launchml.configbase import StrictModel
-from launchml.data.columns import DROPPED, infer_columns, target_task
+from launchml.data.columns import DROPPED, category_key, infer_columns, target_task
 from launchml.data.image_folder import stratified_split
-from launchml.data.preprocess import fit_table, transform_table
+from launchml.data.preprocess import fit_table, numbers, transform_table
 from launchml.data.schema import Column, Prepared, Schema, Split
 from launchml.data.tables import read_table
 from launchml.errors import DataError
@@ -39,6 +39,8 @@ class TableConfig(StrictModel):
     test: str | None = Field(None, description="optional separate test table")
     validation_split: float = Field(0.2, ge=0.0, lt=1.0, description="used when no validation")
     test_split: float = Field(0.0, ge=0.0, lt=1.0, description="used when no test table")
+    task: Literal["auto", "classification", "binary", "multiclass", "regression"] = Field(
+        "auto", description="auto: numbers with > 20 values or fractions -> regression")
     column_types: dict[str, str] = Field(
         default_factory=dict, description="override inferred types: {column: type}")
     delimiter: str | None = Field(None, description="CSV delimiter; default: sniffed")
@@ -71,7 +73,7 @@ def _splits(cfg: TableConfig, seed: int, classify: bool) -> dict[str, pd.DataFra
         if path is not None:
             out[key] = _read(cfg, path, key)
             continue
-        labels = (train[cfg.target].astype(str).tolist() if classify
+        labels = (train[cfg.target].map(category_key).tolist() if classify
                   else ["all"] * len(train))
         frac = cfg.test_split if key == "test" else cfg.validation_split
         keep, take = stratified_split(labels, frac, rng)
@@ -83,12 +85,12 @@ def _splits(cfg: TableConfig, seed: int, classify: bool) -> dict[str, pd.DataFra
 
 def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     head = _read(cfg, cfg.train, "train")
-    task, why = target_task(head[cfg.target])
+    task, why = target_task(head[cfg.target], cfg.task)
     classify = task != "regression"
     splits = _splits(cfg, seed, classify)
     train = splits["train"]
     infos = infer_columns(train, target=cfg.target, overrides=cfg.column_types)
-    labels = sorted(train[cfg.target].astype(str).unique()) if classify else []
+    labels = sorted(train[cfg.target].map(category_key).unique()) if classify else []
     if classify and len(labels) < 2:
         raise DataError(f"target '{cfg.target}' has one class in train ({labels}); "
                         "classification needs two or more.")
@@ -109,13 +111,13 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     manifest: dict[str, Any] = {"version": 1, "kind": "table", "fingerprint": "", "splits": {},
                                 "columns": [i.to_dict() for i in infos]}
     for name, df in splits.items():
-        unseen = set(df[cfg.target].astype(str)) - set(labels) if classify else set()
+        unseen = set(df[cfg.target].map(category_key)) - set(labels) if classify else set()
         if unseen:
             raise DataError(f"data.{name}: target values {sorted(unseen)} never occur in "
                             f"train. Fix: add such rows to train or remove them from {name}.")
         arrays = transform_table(states, df) if len(df) else {}
-        y = (df[cfg.target].astype(str).map(labels.index).to_numpy(dtype=np.int64) if classify
-             else df[cfg.target].to_numpy(dtype=np.float32))
+        y = (df[cfg.target].map(category_key).map(labels.index).to_numpy(dtype=np.int64)
+             if classify else numbers(df[cfg.target], cfg.target).astype(np.float32))
         features = list(arrays)
         for feat, arr in arrays.items():
             save_npy(out / f"{name}.{feat}.npy", arr)

@@ -109,6 +109,11 @@ def _read_jsonl(path: Path, encoding: str | None):
         if not isinstance(obj, dict):
             raise DataError(f"'{path}': line {n} is a JSON {type(obj).__name__}, not an "
                             "object. Fix: one {\"column\": value, ...} object per line.")
+        nested = [k for k, v in obj.items() if isinstance(v, list | dict)]
+        if nested:
+            raise DataError(f"'{path}': line {n}: field(s) {nested} hold a list or object; "
+                            "columns take single values. Fix: flatten them into columns, "
+                            "or store them as a JSON string.")
         records.append(obj)
     return pd.DataFrame.from_records(records), info
 

@@ -132,8 +132,10 @@ class Predictor:
         from launchml.data.table_adapter import load_table_rows
         from launchml.data.tables import read_table
 
-        if isinstance(inputs, str | Path):
-            df = read_table(inputs)[0]
+        if isinstance(inputs, str | Path):  # read as the training table was read
+            data_cfg = self.package.meta["provenance"].get("config", {}).get("data", {})
+            df = read_table(inputs, delimiter=data_cfg.get("delimiter"),
+                            encoding=data_cfg.get("encoding"))[0]
         elif isinstance(inputs, pd.DataFrame):
             df = inputs
         else:
