@@ -47,15 +47,12 @@ def numbers(col: pd.Series, name: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64)
 
 
-_numbers = numbers
-_dates = parse_dates
-
 
 def fit_column(info: ColumnInfo, col: pd.Series) -> dict[str, Any]:
     """Learn one column's preprocessing state from the training rows."""
     kind = info.type
     if kind == "number":
-        x = _numbers(col, info.name)
+        x = numbers(col, info.name)
         finite = x[~np.isnan(x)]
         median = float(np.median(finite)) if finite.size else 0.0
         std = float(finite.std()) if finite.size > 1 else 1.0
@@ -68,7 +65,7 @@ def fit_column(info: ColumnInfo, col: pd.Series) -> dict[str, Any]:
     if kind == "boolean":
         return {"type": kind}
     if kind == "datetime":
-        d = _dates(col).dropna()
+        d = parse_dates(col).dropna()
         if d.empty:
             raise DataError(f"column '{info.name}' (datetime) has no parseable dates in train")
         parts = {p: float(getattr(d.dt, p if p != "weekday" else "dayofweek").median())
@@ -83,7 +80,7 @@ def transform_column(name: str, state: dict[str, Any], col: pd.Series) -> dict[s
     """Apply a fitted state; the arrays are named '<column>' or '<column>:<part>'."""
     kind = state["type"]
     if kind == "number":
-        x = _numbers(col, name)
+        x = numbers(col, name)
         missing = np.isnan(x)
         x = np.where(missing, state["median"], x)
         return {name: ((x - state["mean"]) / state["std"]).astype(np.float32),
@@ -106,7 +103,7 @@ def transform_column(name: str, state: dict[str, Any], col: pd.Series) -> dict[s
             return 1.0 if s in _TRUE else 0.0
         return {name: np.array([one(v) for v in col], dtype=np.float32)}
     if kind == "datetime":
-        d = _dates(col)
+        d = parse_dates(col)
         out = {}
         for p in _DATE_PARTS:
             values = getattr(d.dt, p if p != "weekday" else "dayofweek").astype(float)

@@ -64,8 +64,8 @@ def _read(cfg: TableConfig, path: str, key: str) -> pd.DataFrame:
     return df
 
 
-def _splits(cfg: TableConfig, seed: int, classify: bool) -> dict[str, pd.DataFrame]:
-    train = _read(cfg, cfg.train, "train")
+def _splits(cfg: TableConfig, train: pd.DataFrame, seed: int,
+            classify: bool) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     out: dict[str, pd.DataFrame] = {}
     for key in ("test", "validation"):
@@ -87,7 +87,7 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     head = _read(cfg, cfg.train, "train")
     task, why = target_task(head[cfg.target], cfg.task)
     classify = task != "regression"
-    splits = _splits(cfg, seed, classify)
+    splits = _splits(cfg, head, seed, classify)  # the train file is read once
     train = splits["train"]
     infos = infer_columns(train, target=cfg.target, overrides=cfg.column_types)
     labels = sorted(train[cfg.target].map(category_key).unique()) if classify else []
