@@ -114,10 +114,14 @@ def transform_column(name: str, state: dict[str, Any], col: pd.Series) -> dict[s
     raise DataError(f"column '{name}': unknown preprocessor type '{kind}'")
 
 
-def fit_table(infos: list[ColumnInfo], train: pd.DataFrame, target: str) -> dict[str, Any]:
-    """Fit every kept input column on the training rows only."""
-    return {i.name: fit_column(i, train[i.name]) for i in infos
-            if i.name != target and i.type in ("number", "category", "boolean", "datetime")}
+def fit_table(infos: list[ColumnInfo], train: pd.DataFrame, target: str,
+              options: Any = None) -> dict[str, Any]:
+    """Fit every kept input column on the training rows only.
+
+    ``options`` is the ``TableConfig`` (tokenizer, text_max_length, vocab_size,
+    image_size) for the column types that need it.
+    """
+    return {i.name: fit_column(i, train[i.name]) for i in infos if i.name != target}
 
 
 def transform_table(states: dict[str, dict[str, Any]], df: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ from launchml.errors import DataError
 from launchml.runs import RunDir, load_npy, read_json, save_npy, write_json
 
 TARGET = "__target__"
-TABLE_TYPES = ("number", "category", "boolean", "datetime")
+TABLE_TYPES = ("number", "category", "boolean", "datetime", "text", "molecule", "protein", "image")
 
 
 class TableConfig(StrictModel):
@@ -45,6 +45,15 @@ class TableConfig(StrictModel):
         default_factory=dict, description="override inferred types: {column: type}")
     delimiter: str | None = Field(None, description="CSV delimiter; default: sniffed")
     encoding: str | None = Field(None, description="text encoding; default: detected")
+    tokenizer: str = Field(
+        "trained", description="text columns: 'trained' (a WordPiece tokenizer fitted on the "
+        "training text) or a Hugging Face model name / local folder whose tokenizer to use")
+    text_max_length: int | None = Field(
+        None, ge=4, le=4096, description="tokens kept per text; null: 95th percentile of train, "
+        "at most 256")
+    vocab_size: int = Field(8000, ge=100, description="trained tokenizer's vocabulary size")
+    image_size: tuple[int, int] = Field(
+        (64, 64), description="image-path columns: [height, width] images are resized to")
 
 
 def _read(cfg: TableConfig, path: str, key: str) -> pd.DataFrame:
@@ -95,17 +104,11 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
         raise DataError(f"target '{cfg.target}' has one class in train ({labels}); "
                         "classification needs two or more.")
     kept = [i for i in infos if i.name != cfg.target and i.type in TABLE_TYPES]
-    unsupported = [f"{i.name} ({i.type})" for i in infos if i.name != cfg.target
-                   and i.type not in TABLE_TYPES and i.type not in DROPPED]
-    if unsupported:
-        raise DataError(f"columns {unsupported} need encoders this release lacks (text, image, "
-                        "molecule and protein columns in tables come next). Fix: set their "
-                        "type to category or drop them from the table.")
     for i in infos:
         mark = "dropped" if i.type in DROPPED else ("target" if i.name == cfg.target else "")
         console.info(f"  {i.name}: {i.type} {('(' + mark + ')') if mark else ''} - {i.reason}")
     console.info(f"  target '{cfg.target}': {task} ({why})")
-    states = fit_table(kept, train, cfg.target)  # training rows only: no leakage
+    states = fit_table(kept, train, cfg.target, cfg)  # training rows only: no leakage
     out = run.prepared
     (out / "manifest.json").unlink(missing_ok=True)
     manifest: dict[str, Any] = {"version": 1, "kind": "table", "fingerprint": "", "splits": {},

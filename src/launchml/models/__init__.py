@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -22,7 +22,8 @@ from launchml.tasks import Task
 
 FAMILIES: dict[str, Callable[..., torch.nn.Module]] = {}
 PREFIXED = ("timm:",)
-OTHER_FAMILIES = ("auto", "lightgbm")  # not torch modules: resolved or trained elsewhere
+# table families (models/table_families.py) and 'auto': not built by create_model
+OTHER_FAMILIES = ("auto", "lightgbm", "linear", "mlp")
 
 
 def resolve_family(name: str, schema: Schema) -> str:
@@ -35,13 +36,38 @@ def resolve_family(name: str, schema: Schema) -> str:
 class ModelConfig(StrictModel):
     """``model:`` which family to train and its options."""
 
-    name: str = Field("auto", description="auto (seed_cnn for images, lightgbm for tables), "
-                      "seed_cnn, lightgbm, or timm:<backbone> e.g. timm:resnet18")
+    name: str = Field("auto", description="auto (images: seed_cnn; tables: the best of "
+                      "lightgbm, linear and mlp on validation, maybe an ensemble), seed_cnn, "
+                      "timm:<backbone> e.g. timm:resnet18, lightgbm, linear, or mlp (the neural "
+                      "combiner: one encoder per column feeding a shared head)")
     pretrained: bool | str = Field(
         False,
         description="timm only: true (download), a local weights file, or hf-hub:<repo>",
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the output layer")
+    # -- tables: model selection -------------------------------------------------
+    families: list[str] | None = Field(
+        None, description="auto: the families to try; null: every family that fits the data")
+    time_limit: float | None = Field(
+        None, gt=0, description="auto: seconds for all families together; null: no limit")
+    ensemble: bool = Field(True, description="auto: weighted ensemble of the best families "
+                           "when it beats the best one on validation")
+    refit: bool = Field(True, description="tables: refit the chosen families on train + "
+                        "validation with the settings found by early stopping")
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="balanced: weight classes by inverse frequency (imbalanced data)")
+    threshold: Literal["accuracy", "f1", "balanced_accuracy", "none"] | float = Field(
+        "accuracy", description="binary: decision threshold tuned on validation for this "
+        "metric (stored in the package), a fixed number, or none (0.5)")
+    # -- tables: the neural combiner (mlp) ---------------------------------------
+    hidden: list[int] = Field([256, 128], description="mlp: sizes of the shared head's layers")
+    text_dim: int = Field(128, ge=8, description="text columns: transformer width (scratch)")
+    text_layers: int = Field(2, ge=1, description="text columns: transformer layers (scratch)")
+    lora: bool = Field(False, description="pretrained text model: fine-tune LoRA adapters "
+                       "(peft) instead of all weights")
+    lora_rank: int = Field(8, ge=1, description="LoRA rank")
+    image_encoder: str = Field("seed_cnn", description="image-path columns: seed_cnn or "
+                               "timm:<backbone>")
 
     @field_validator("name")
     @classmethod
