@@ -8,7 +8,8 @@ import torch
 
 from launchml.tasks import TASKS, create_task
 
-LABELS = {"binary": ["no", "yes"], "multiclass": ["a", "b", "c"], "regression": []}
+LABELS = {"binary": ["no", "yes"], "multiclass": ["a", "b", "c"], "multilabel": ["x", "y"],
+          "regression": []}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -16,8 +17,9 @@ def test_task_conformance(name):
     task = create_task(name, LABELS[name])
     rng = np.random.default_rng(0)
     raw = rng.normal(size=(6, task.num_outputs)).astype(np.float32)
-    y = (rng.integers(0, max(len(LABELS[name]), 2), 6) if name != "regression"
-         else rng.normal(size=6))
+    y = (rng.normal(size=6) if name == "regression"
+         else rng.integers(0, 2, (6, 2)).astype(np.float32) if name == "multilabel"
+         else rng.integers(0, max(len(LABELS[name]), 2), 6))
     target = torch.tensor(y)
     loss = task.loss(torch.from_numpy(raw).requires_grad_(), target)
     assert loss.ndim == 0 and torch.isfinite(loss)

@@ -1,4 +1,9 @@
-"""Binary (one sigmoid output, like the article's Keras model) and multiclass (softmax)."""
+"""Binary (one sigmoid output, like the article's Keras model) and multiclass (softmax).
+
+Also the two helpers that tune a binary model after training: ``tune_threshold``
+(the decision threshold that maximizes a metric on validation) and
+``balanced_class_weights`` (inverse class frequencies, for ``Task.class_weights``).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from launchml.errors import ConfigError
+
+THRESHOLD_METRICS = ("accuracy", "f1", "balanced_accuracy")
+
 
 class Task:
     name = "task"
     monitor_default = "val_loss"
+    # loss weights (None: every row counts the same). Binary and multiclass: one weight per
+    # class (``balanced_class_weights``); multilabel: one positive weight per label
+    # (``balanced_label_weights``). ``balanced_weights(y)`` gives the right one for the task.
+    class_weights: torch.Tensor | None = None
 
     def __init__(self, labels: list[str]) -> None:
         self.labels = list(labels)
+
+    def balanced_weights(self, y: np.ndarray) -> torch.Tensor:
+        """The ``class_weights`` that balance the training targets ``y`` for this task."""
+        return torch.as_tensor(balanced_class_weights(np.asarray(y), len(self.labels)),
+                               dtype=torch.float32)
+
+    def _weights(self, like: torch.Tensor) -> torch.Tensor | None:
+        w = self.class_weights
+        return None if w is None else torch.as_tensor(w).to(like.device, torch.float32)
 
     @property
     def num_outputs(self) -> int:
@@ -61,7 +83,10 @@ class BinaryTask(Task):
         return 1
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float())
+        w = self._weights(logits)
+        pos_weight = None if w is None else (w[1] / w[0]).reshape(1)
+        return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float(),
+                                                  pos_weight=pos_weight)
 
     def correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ((logits.squeeze(1) > 0).long() == target).sum()
@@ -82,7 +107,7 @@ class MulticlassTask(Task):
         return len(self.labels)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), target)
+        return F.cross_entropy(logits.float(), target, weight=self._weights(logits))
 
     def correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(1) == target).sum()
@@ -138,3 +163,54 @@ def classification_metrics(
 def _clipped(probs: np.ndarray) -> np.ndarray:
     p = np.clip(probs, 1e-7, 1.0)
     return p / p.sum(axis=1, keepdims=True)
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (k * count)`` per class, like scikit-learn's ``class_weight='balanced'``.
+
+    ``y`` holds class indices 0..n_classes-1; a class absent from ``y`` gets 1.0
+    (it adds no loss term anyway). A balanced set gets all ones.
+    """
+    y = np.asarray(y).reshape(-1).astype(np.int64)
+    counts = np.bincount(y, minlength=n_classes)[:n_classes].astype(np.float64)
+    w = np.ones(n_classes, dtype=np.float64)
+    seen = counts > 0
+    w[seen] = len(y) / (n_classes * counts[seen])
+    return w
+
+
+def tune_threshold(y_true: np.ndarray, p_positive: np.ndarray, metric: str) -> float:
+    """The binary decision threshold (predict positive when p >= t) that maximizes ``metric``.
+
+    Candidates are the midpoints between consecutive distinct probabilities, and
+    0.5 itself, so the result scores at least as well as 0.5 on these rows. Ties
+    go to the threshold closest to 0.5 (then the lower one): deterministic.
+    """
+    if metric not in THRESHOLD_METRICS:
+        raise ConfigError(f"threshold metric must be one of {', '.join(THRESHOLD_METRICS)}; "
+                          f"got {metric!r}")
+    y = np.asarray(y_true).reshape(-1).astype(np.int64) == 1
+    p = np.asarray(p_positive, dtype=np.float64).reshape(-1)
+    if len(y) != len(p):
+        raise ValueError(f"{len(y)} targets but {len(p)} probabilities")
+    u = np.unique(p)
+    if len(u) < 2:
+        return 0.5
+    cand = np.unique(np.append((u[:-1] + u[1:]) / 2.0, 0.5))
+    pos, neg = np.sort(p[y]), np.sort(p[~y])
+    n_pos, n_neg = len(pos), len(neg)
+    tp = n_pos - np.searchsorted(pos, cand, side="left")  # positives with p >= t
+    fp = n_neg - np.searchsorted(neg, cand, side="left")
+    fn, tn = n_pos - tp, n_neg - fp
+    if metric == "accuracy":
+        score = (tp + tn) / len(y)
+    elif metric == "f1":
+        den = 2 * tp + fp + fn
+        score = np.divide(2.0 * tp, den, out=np.zeros(len(cand)), where=den > 0)
+    else:
+        tpr = tp / n_pos if n_pos else np.zeros(len(cand))
+        tnr = tn / n_neg if n_neg else np.zeros(len(cand))
+        score = (tpr + tnr) / 2.0
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    order = np.lexsort((cand[best], np.abs(cand[best] - 0.5)))
+    return float(cand[best[order[0]]])

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from launchml.errors import ConfigError
 from launchml.tasks.classification import Task
 
 
@@ -20,6 +21,10 @@ class RegressionTask(Task):
     @property
     def num_outputs(self) -> int:
         return 1
+
+    def balanced_weights(self, y: np.ndarray) -> torch.Tensor:
+        raise ConfigError("class weights are for classification; this task is regression. "
+                          "Fix: set model.class_weight: none")
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(logits.float().squeeze(1), target.float())
