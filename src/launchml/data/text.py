@@ -1,0 +1,136 @@
+"""Text columns: a tokenizer fitted on the training rows, or a pretrained one.
+
+    state = fit_text(name, train_col, options)   # JSON-able, stored in package.json
+    ids = transform_text(name, state, col)       # int64 N x max_length
+
+``options.tokenizer`` is 'trained' (a WordPiece tokenizer learned from the
+training text: lowercased, accents stripped, split on whitespace and
+punctuation; [PAD]=0, [UNK]=1, [CLS]=2 and every text starts with [CLS], so
+no row is all padding) or a Hugging Face model name / local folder whose fast
+tokenizer is kept as JSON, together with the model's config so a package can
+rebuild the architecture without the original folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from launchml.errors import ModelError
+
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]")
+MAX_AUTO_LENGTH = 256  # text_max_length: null keeps the 95th percentile, at most this
+
+
+def texts(col: pd.Series) -> list[str]:
+    """Every value as a string; a missing value is the empty string."""
+    return ["" if pd.isna(v) else str(v) for v in col]
+
+
+def _train_tokenizer(values: list[str], vocab_size: int) -> Any:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()])
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # whitespace and punctuation
+    tok.decoder = decoders.WordPiece()
+    trainer = WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
+                               show_progress=False)
+    tok.train_from_iterator(values, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A", special_tokens=[("[CLS]", tok.token_to_id("[CLS]"))])
+    return tok
+
+
+def _pretrained(column: str, name: str) -> tuple[Any, int, dict[str, Any], str, int]:
+    """(backend tokenizer, pad id, model config, name to store, longest input) for a model."""
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(name)
+        config = AutoConfig.from_pretrained(name)
+    except (OSError, ValueError, KeyError, ImportError, ConnectionError) as e:
+        raise ModelError(
+            f"column '{column}' (text): data.tokenizer '{name}' could not be loaded "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Fix: set "
+            "data.tokenizer to a local folder holding the model (tokenizer and config, "
+            "e.g. written by save_pretrained), or run once with network access and "
+            "'pip install transformers' so the model is downloaded; or use 'trained'."
+        ) from e
+    if not getattr(tok, "is_fast", False):
+        raise ModelError(f"column '{column}' (text): the tokenizer of '{name}' has no fast "
+                         "(Rust 'tokenizers') version. Fix: choose a model with a "
+                         "tokenizer.json, or data.tokenizer: trained.")
+    pad = tok.pad_token_id
+    if pad is None:  # e.g. GPT-2: pad with end-of-text, the attention mask hides it
+        pad = tok.eos_token_id if tok.eos_token_id is not None else 0
+    backend = tok.backend_tokenizer
+    local = Path(name).expanduser()
+    stored = str(local.resolve()) if local.is_dir() else name  # a folder works from any cwd
+    limits = [getattr(config, "max_position_embeddings", None), tok.model_max_length]
+    longest = min([int(v) for v in limits if isinstance(v, int) and 0 < v < 1_000_000] or [512])
+    return backend, int(pad), json.loads(config.to_json_string(use_diff=False)), stored, longest
+
+
+def _bare(tok: Any) -> Any:
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def fit_text(column: str, col: pd.Series, options: Any = None) -> dict[str, Any]:
+    """Learn a text column's tokenizer state from the training rows."""
+    name = getattr(options, "tokenizer", "trained")
+    vocab = int(getattr(options, "vocab_size", 8000))
+    length = getattr(options, "text_max_length", None)
+    values = texts(col)
+    if name == "trained":
+        tok, pad, config, pretrained = _train_tokenizer(values, vocab), 0, None, None
+        longest = 1 << 30
+    else:  # the model's position embeddings bound the length
+        tok, pad, config, pretrained, longest = _pretrained(column, name)
+    tok = _bare(tok)
+    if length is None:
+        lengths = [len(e.ids) for e in tok.encode_batch(values)] or [1]
+        length = min(MAX_AUTO_LENGTH, max(2, math.ceil(float(np.percentile(lengths, 95)))))
+    length = min(int(length), longest)
+    return {"type": "text", "tokenizer": tok.to_str(), "max_length": int(length),
+            "vocab_size": int(tok.get_vocab_size(with_added_tokens=True)), "pad_id": pad,
+            "pretrained": pretrained, "hf_config": config}
+
+
+_CACHE: dict[int, tuple[str, Any]] = {}  # id(state) -> (tokenizer JSON, Tokenizer)
+
+
+def _tokenizer(state: dict[str, Any]) -> Any:
+    """The state's tokenizer, parsed once per state (serving calls this per request)."""
+    from tokenizers import Tokenizer
+
+    hit = _CACHE.get(id(state))
+    if hit is not None and hit[0] is state["tokenizer"]:
+        return hit[1]
+    tok = Tokenizer.from_str(state["tokenizer"])
+    length, pad = state["max_length"], state["pad_id"]
+    tok.enable_truncation(max_length=length)
+    tok.enable_padding(length=length, pad_id=pad, pad_token=tok.id_to_token(pad) or "[PAD]")
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    _CACHE[id(state)] = (state["tokenizer"], tok)
+    return tok
+
+
+def transform_text(column: str, state: dict[str, Any], col: pd.Series) -> np.ndarray:
+    """Token ids, int64 N x max_length, padded with pad_id and truncated."""
+    del column  # every string is valid text; nothing to report by name
+    tok = _tokenizer(state)
+    values = texts(col)
+    if not values:
+        return np.zeros((0, state["max_length"]), dtype=np.int64)
+    return np.asarray([e.ids for e in tok.encode_batch(values)], dtype=np.int64)
