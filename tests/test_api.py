@@ -8,7 +8,7 @@ def test_public_names():
         "STAGES", "Classifier", "Regressor", "ConfigError", "DataError", "InputError",
         "LaunchmlError", "ModelError",
         "Package", "PackageError", "Predictor", "Run", "RunConfig", "RunError",
-        "__version__", "load", "load_package", "run",
+        "__version__", "fit", "load", "load_package", "run",
     }
     assert launchml.STAGES == ("prepare", "train", "optimize", "evaluate", "deploy")
     assert issubclass(launchml.ConfigError, ValueError)

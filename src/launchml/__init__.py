@@ -4,9 +4,13 @@
     run = launchml.run("cancer.yaml")          # prepare -> train -> optimize -> evaluate -> deploy
     predictor = launchml.load("runs/cancer/model")
     predictor.predict(["scan1.png", "scan2.png"])
+
+    run = launchml.fit("reviews.csv", target="label")   # a table, no config file
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from launchml.config import RunConfig
 from launchml.deploy.package import Package, load_package
@@ -22,6 +26,10 @@ from launchml.errors import (
 )
 from launchml.estimators import Classifier, Regressor
 from launchml.pipeline import STAGES, Run, run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -41,7 +49,92 @@ __all__ = [
     "RunConfig",
     "RunError",
     "__version__",
+    "fit",
     "load",
     "load_package",
     "run",
 ]
+
+# fit()'s own options; every TableConfig field but train and target is one too
+_FIT_OPTIONS = ("name", "output_dir", "seed", "model", "time_limit", "overwrite")
+
+
+def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
+    """Train, evaluate and package a model for a table in one call; return the ``Run``.
+
+        run = launchml.fit("reviews.csv", target="label")
+        run.predictor.predict([{"text": "Great value", "stars": 5}])
+        run = launchml.fit(df, target="price", model="lightgbm", test_split=0.2)
+
+    ``data``: a CSV/TSV/Parquet/JSON Lines path, or a pandas DataFrame (saved as
+    ``<output_dir>/<name>/data/train.parquet`` so the run can be repeated). All five
+    stages run, as ``launchml.run`` runs them. Options:
+
+    - ``name``: the run folder's name; default the file's stem (or "dataframe").
+    - ``output_dir``: where run folders go (default "runs").
+    - ``seed``: splits and training (default 42).
+    - ``model``: the family, e.g. "lightgbm" (default "auto"), or a ``model:`` dict.
+    - ``time_limit``: seconds for model selection (``model.time_limit``).
+    - ``overwrite``: start over when the run folder exists (default False: a run
+      with checkpoints is an error, as in ``launchml.run``).
+    - any ``data:`` field of a table config: ``task``, ``test_split``,
+      ``validation_split``, ``column_types``, ``test``, ``validation``, ...
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    from launchml.data.table_adapter import TableConfig
+    from launchml.errors import RunError
+
+    table_fields = [f for f in TableConfig.model_fields if f not in ("train", "target")]
+    unknown = sorted(set(options) - {*_FIT_OPTIONS, *table_fields})
+    if unknown:
+        import difflib
+
+        accepted = [*_FIT_OPTIONS, *table_fields]
+        hints = [m for u in unknown for m in difflib.get_close_matches(u, accepted, n=1)]
+        raise TypeError(f"fit() got unknown option(s) {unknown}"
+                        f"{f' (did you mean {hints}?)' if hints else ''}. Accepted: "
+                        f"{', '.join(accepted)}.")
+    is_frame = isinstance(data, pd.DataFrame)
+    if not is_frame and not isinstance(data, str | Path):
+        raise TypeError(f"fit() takes a table file path or a pandas DataFrame; got "
+                        f"{type(data).__name__}")
+    name = options.get("name") or _folder_name("dataframe" if is_frame else Path(data).stem)
+    output_dir = str(options.get("output_dir", "runs"))
+    overwrite = bool(options.get("overwrite", False))
+    model = options.get("model", "auto")
+    model = dict(model) if isinstance(model, dict) else {"name": model}
+    if options.get("time_limit") is not None:
+        model["time_limit"] = options["time_limit"]
+    root = Path(output_dir) / name
+    saved = root / "data" / "train.parquet"  # a DataFrame is kept in the run folder
+    config: dict[str, Any] = {
+        "name": name, "output_dir": output_dir, "model": model,
+        "data": {"train": str(saved if is_frame else data), "target": target,
+                 **{k: v for k, v in options.items() if k in table_fields}},
+    }
+    if "seed" in options:
+        config["seed"] = options["seed"]
+    cfg = RunConfig.load(config)  # a bad option value fails here, before anything is written
+    if is_frame:
+        import shutil
+
+        if overwrite and root.exists():
+            shutil.rmtree(root)
+        elif (root / "checkpoints" / "last.ckpt").exists():
+            raise RunError(f"run '{root}' already has checkpoints. Fix: overwrite=True to "
+                           "start again, or choose another name.")
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        data.rename(columns=str).to_parquet(saved)
+        overwrite = False  # done above: run() would delete the table just saved
+    return run(cfg, overwrite=overwrite)
+
+
+def _folder_name(stem: str) -> str:
+    """A run name from a file name: letters, digits, '-', '_', '.'; others become '-'."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")
+    return name or "run"
