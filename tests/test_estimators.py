@@ -12,7 +12,7 @@ import launchml
 
 def test_classifier_in_cross_val_score_with_integer_labels():
     X, y = load_wine(return_X_y=True)
-    scores = cross_val_score(launchml.Classifier(seed=0), X, y, cv=3)
+    scores = cross_val_score(launchml.Classifier(model="lightgbm", seed=0), X, y, cv=3)
     assert scores.mean() > 0.85
     clf = launchml.Classifier(seed=1).fit(X, y)
     assert clf.classes_.tolist() == [0, 1, 2] and clf.predict(X[:3]).dtype.kind == "i"
@@ -23,7 +23,7 @@ def test_classifier_in_cross_val_score_with_integer_labels():
 
 def test_params_and_clone():
     clf = launchml.Classifier(validation_split=0.3, seed=3)
-    assert clf.get_params() == {"model": "auto", "validation_split": 0.3,
+    assert clf.get_params() == {"model": "auto", "time_limit": None, "validation_split": 0.3,
                                 "column_types": None, "seed": 3}
     assert clone(clf).get_params() == clf.get_params()
 

@@ -36,9 +36,11 @@ def _frame(X: Any) -> pd.DataFrame:
 class _TableEstimator(BaseEstimator):
     _task_kind = "classification"
 
-    def __init__(self, *, model: str = "auto", validation_split: float = 0.2,
-                 column_types: dict[str, str] | None = None, seed: int = 42) -> None:
+    def __init__(self, *, model: str = "auto", time_limit: float | None = None,
+                 validation_split: float = 0.2, column_types: dict[str, str] | None = None,
+                 seed: int = 42) -> None:
         self.model = model
+        self.time_limit = time_limit
         self.validation_split = validation_split
         self.column_types = column_types
         self.seed = seed
@@ -67,7 +69,7 @@ class _TableEstimator(BaseEstimator):
                 "data": {"train": str(path), "target": TARGET, "task": self._task_kind,
                          "validation_split": self.validation_split,
                          "column_types": self.column_types or {}},
-                "model": {"name": self.model},
+                "model": {"name": self.model, "time_limit": self.time_limit},
             }, stages=["prepare", "train"])
             self.predictor_ = Predictor.load(result.model_dir)  # loaded into memory
         return self

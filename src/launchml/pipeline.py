@@ -6,7 +6,6 @@ tail of the pipeline can run on its own (``stages=["evaluate"]``).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,9 +23,9 @@ from launchml.deploy.package import ONNX, load_package, save_package, update_pac
 from launchml.deploy.predictor import Predictor
 from launchml.errors import ConfigError, RunError
 from launchml.evaluate import evaluate
-from launchml.models import create_model, resolve_family
+from launchml.models import create_model
 from launchml.optimize import optimize
-from launchml.runs import RunDir, atomic_path, read_json, write_text
+from launchml.runs import RunDir, atomic_path, read_json
 from launchml.tasks import create_task
 from launchml.train import Trainer, TrainResult, resume_key
 
@@ -108,8 +107,8 @@ def run(
             if pkg.meta["files"].get("weights"):
                 result.variants = optimize(cfg.optimize, pkg, prepared, rd)
             else:
-                console.info("optimize: LightGBM serves through its own predictor; "
-                             "no ONNX/int8 variants")
+                console.info("optimize: no neural member (LightGBM and linear models serve "
+                             "through their own fast predictors); no ONNX/int8 variants")
     if "evaluate" in todo:
         with timer("evaluate"):
             predictor = Predictor(load_package(rd.model))
@@ -135,8 +134,10 @@ class _StageTimer:
 
 
 def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:
-    if resolve_family(cfg.model.name, prepared.schema) == "lightgbm":
-        return train_lightgbm(cfg, rd, prepared)
+    if cfg.data.kind == "table":
+        from launchml.train.tables import train_table
+
+        return train_table(cfg, rd, prepared)
     task = create_task(prepared.schema.task, prepared.schema.labels)
     torch.manual_seed(cfg.seed)  # the initial weights are part of the seeded run
     model = create_model(cfg.model, prepared.schema, task, prepared.preprocessing)
@@ -157,45 +158,6 @@ def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool)
     )
     console.info(f"train: best epoch {result.best_epoch}; model package -> {rd.model}")
     return result
-
-
-def train_lightgbm(cfg: RunConfig, rd: RunDir, prepared: Prepared) -> TrainResult:
-    """Tables with LightGBM: early stopping on the validation split, text model in the package."""
-    from launchml.models.lightgbm_family import FEATURES_FILE, MODEL_FILE, LightGBMModel
-
-    schema = prepared.schema
-    if not all(c.type in ("number", "category", "boolean", "datetime") for c in schema.inputs):
-        raise ConfigError("model.name: lightgbm takes table columns only. Fix: model.name: auto")
-    task = create_task(schema.task, schema.labels)
-
-    def xy(split):
-        arrays = dict(split.arrays)
-        return arrays, arrays.pop(schema.target)
-
-    t0 = time.perf_counter()
-    train, val = prepared.split("train"), prepared.split("validation")
-    model = LightGBMModel(task, seed=cfg.seed).fit(*xy(train), valid=xy(val) if val else None)
-    seconds = round(time.perf_counter() - t0, 3)
-    rd.model.mkdir(parents=True, exist_ok=True)
-    model.save(rd.model)
-    best = int(model.booster_.best_iteration or model.booster_.current_iteration())
-    row = {"event": "fit", "family": "lightgbm", "best_iteration": best, "seconds": seconds}
-    if val is not None:
-        row["validation"] = task.metrics(xy(val)[1], model.predict_raw(xy(val)[0]))
-    write_text(rd.events, json.dumps({"event": "start", "settings": {"family": "lightgbm"}})
-               + "\n" + json.dumps(row) + "\n")
-    cfg_dict = cfg.model_dump(mode="json")
-    save_package(
-        rd.model, model=None, schema=schema,
-        model_spec={"name": "lightgbm", "pretrained": False, "dropout": 0.0},
-        preprocessing=prepared.preprocessing, metrics={"train": row}, kind="table",
-        provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict},
-        extra_files={"lightgbm": MODEL_FILE, "lightgbm_features": FEATURES_FILE},
-    )
-    cfg.save(rd.config)
-    console.info(f"train: LightGBM, {best} trees in {seconds:.1f}s; package -> {rd.model}")
-    return TrainResult(model=model, history=[row], best_epoch=best, best_metric=float("nan"),
-                       settings={"family": "lightgbm"})
 
 
 def deploy_stage(rd: RunDir) -> None:

@@ -128,7 +128,7 @@ def save_package(
         "inputs": [
             {"name": c.name, "type": c.type, "shape": c.shape,
              **({"onnx": {"dtype": "float32", "shape": ["N", *c.shape]}}
-                if c.type == "image" else {})}
+                if c.type == "image" and c.shape else {})}
             for c in schema.inputs
         ],
         "preprocessing": preprocessing,

@@ -50,15 +50,22 @@ class Predictor:
             raise ConfigError(f"engine must be 'auto', 'torch', 'onnx' or 'lightgbm'; "
                               f"got {engine!r}")
         files = package.meta["files"]
-        if engine == "auto":
-            engine = ("lightgbm" if files.get("lightgbm") else
-                      "torch" if (package.path / "weights.safetensors").exists() else "onnx")
-        self.engine = engine
         self.kind = package.kind
-        if engine == "lightgbm":
-            from launchml.models.lightgbm_family import LightGBMModel
+        self._table = None
+        if self.kind == "table":  # an ensemble of members; 'onnx' serves the neural one by ONNX
+            from launchml.models.table_families import Ensemble
 
-            self._lgb = LightGBMModel.load(package.path, self.task)
+            engine = "onnx" if engine == "onnx" else "torch"
+            if engine == "torch" and files.get("weights") and not (
+                    package.path / files["weights"]).exists() and package.onnx_path:
+                engine = "onnx"  # an ONNX-only variant package
+            self._table = Ensemble(package.path, _members(package.meta["model"]), self.task,
+                                   package.preprocessing, engine)
+        elif engine == "auto":
+            engine = "torch" if (package.path / "weights.safetensors").exists() else "onnx"
+        self.engine = engine
+        if self._table is not None:
+            pass
         elif engine == "onnx":
             if package.onnx_path is None:
                 raise PackageError(f"'{package.path}' has no model.onnx. Fix: run the optimize "
@@ -78,10 +85,19 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.task.labels
 
+    def exportable(self, arrays: dict[str, np.ndarray]) -> tuple[torch.nn.Module, dict]:
+        """The torch module to export to ONNX and its inputs for ``arrays`` (torch engine)."""
+        if self._table is None:
+            return self._model, arrays
+        from launchml.models.table_families import TorchMember
+
+        member = next(m for m in self._table.members if isinstance(m, TorchMember))
+        return member.net, member.inputs(arrays)
+
     def logits(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Raw model outputs for prepared arrays (``image``: N x H x W x C uint8)."""
-        if self.engine == "lightgbm":
-            return self._lgb.predict_raw(arrays)
+        if self._table is not None:
+            return self._table.predict_raw(arrays)
         n = len(next(iter(arrays.values())))
         outs = []
         for s in range(0, n, self.batch_size):
@@ -127,29 +143,48 @@ class Predictor:
                 yield {"input": name, **row}
 
     def _iter_table(self, inputs: Any) -> Iterator[dict[str, Any]]:
+        start = 0  # row numbers run on across chunks
+        for chunk, rows in self._table_chunks(inputs):
+            for i, row in enumerate(rows, start=start):
+                yield {"input": i, **row}
+            start += len(chunk)
+
+    def _table_chunks(self, inputs: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+        """(rows, their predictions) ``TABLE_CHUNK`` rows at a time.
+
+        A table file is read in chunks too (``iter_table``), as the training table
+        was read, so a file of any size is scored in bounded memory.
+        """
         import pandas as pd
 
         from launchml.data.table_adapter import load_table_rows
-        from launchml.data.tables import read_table
+        from launchml.data.tables import iter_table
 
         if isinstance(inputs, str | Path):  # read as the training table was read
             data_cfg = self.package.meta["provenance"].get("config", {}).get("data", {})
-            df = read_table(inputs, delimiter=data_cfg.get("delimiter"),
-                            encoding=data_cfg.get("encoding"))[0]
-        elif isinstance(inputs, pd.DataFrame):
-            df = inputs
+            chunks = iter_table(inputs, chunk_rows=TABLE_CHUNK,
+                                delimiter=data_cfg.get("delimiter"),
+                                encoding=data_cfg.get("encoding"))
         else:
-            records = [inputs] if isinstance(inputs, dict) else list(inputs)
-            if not all(isinstance(r, dict) for r in records):
-                raise InputError("a table model takes records ({column: value} objects), "
-                                 "a DataFrame or a table file")
-            df = pd.DataFrame.from_records(records)
-        for s in range(0, len(df), TABLE_CHUNK):
-            chunk = df.iloc[s:s + TABLE_CHUNK]
-            arrays = load_table_rows(chunk, self.package.preprocessing)
-            rows = self.task.decode(self.logits(arrays), self.package.threshold)
-            for i, row in enumerate(rows, start=s):
-                yield {"input": i, **row}
+            if isinstance(inputs, pd.DataFrame):
+                df = inputs
+            else:
+                records = [inputs] if isinstance(inputs, dict) else list(inputs)
+                inputs_ = [c.name for c in self.package.schema.inputs]
+                if len(inputs_) == 1 and all(isinstance(r, str) for r in records):
+                    records = [{inputs_[0]: r} for r in records]  # e.g. texts for a text model
+                if not all(isinstance(r, dict) for r in records):
+                    raise InputError("a table model takes records ({column: value} objects), "
+                                     "a DataFrame or a table file" + (
+                                         f", or plain values of its one column '{inputs_[0]}'"
+                                         if len(inputs_) == 1 else ""))
+                df = pd.DataFrame.from_records(records)
+            chunks = (df.iloc[s:s + TABLE_CHUNK] for s in range(0, len(df), TABLE_CHUNK))
+        # relative image paths in a table file are relative to that file's folder
+        base = Path(inputs).parent if isinstance(inputs, str | Path) else None
+        for chunk in chunks:
+            arrays = load_table_rows(chunk, self.package.preprocessing, base_dir=base)
+            yield chunk, self.task.decode(self.logits(arrays), self.package.threshold)
 
     def _normalize(self, inputs: Any) -> tuple[list[Any], list[Any]]:
         if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
@@ -167,6 +202,13 @@ class Predictor:
                 sources.append(item)
                 names.append(i)
         return sources, names
+
+
+def _members(model: dict[str, Any]) -> dict[str, Any]:
+    """Table packages from before ensembles held one LightGBM model."""
+    if "members" in model:
+        return model
+    return {**model, "members": [{"family": "lightgbm", "weight": 1.0}]}
 
 
 def load(path: str | Path, *, engine: Engine = "auto") -> Predictor:

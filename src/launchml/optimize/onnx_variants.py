@@ -42,7 +42,9 @@ class OptimizeConfig(StrictModel):
 def export_onnx(model: torch.nn.Module, sample: dict[str, np.ndarray], path: Path) -> Path:
     """Export with a dynamic batch dimension (torch.export based exporter)."""
     model = model.eval()
-    kwargs = {k: torch.from_numpy(np.array(v[:2], dtype=np.float32)) for k, v in sample.items()}
+    # integer ids stay int64; pixels (uint8) and numbers go in as float32
+    kwargs = {k: torch.from_numpy(np.array(v[:2], dtype=np.int64 if v.dtype.kind == "i"
+                                           else np.float32)) for k, v in sample.items()}
     batch = torch.export.Dim("batch", min=1)
     with atomic_path(path, suffix=".onnx") as tmp:
         torch.onnx.export(
@@ -100,14 +102,13 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
     inputs, y = split_arrays(prepared, split)
     base = Predictor(package, engine="torch")
     table: dict[str, dict[str, Any]] = {}
-    table["pytorch"], ref = _measure(base, inputs, y, (package.path / WEIGHTS).stat().st_size,
-                                     cfg, None)
+    table["pytorch"], ref = _measure(base, inputs, y, _size(package, WEIGHTS), cfg, None)
     if cfg.onnx or cfg.int8:
         out = run.variants / "onnx"
-        onnx_file = export_onnx(base._model, inputs, out / ONNX)
+        onnx_file = export_onnx(*base.exportable(inputs), out / ONNX)
         pkg = _variant_package(package, out, onnx_file, "onnx")
         table["onnx"], _ = _measure(Predictor(pkg, engine="onnx"), inputs, y,
-                                    onnx_file.stat().st_size, cfg, ref)
+                                    _size(pkg, ONNX), cfg, ref)
         if table["onnx"]["max_abs_diff"] > cfg.parity_tolerance:
             console.warn(f"ONNX parity: max abs difference {table['onnx']['max_abs_diff']:.2e} "
                          f"> optimize.parity_tolerance {cfg.parity_tolerance:.0e}")
@@ -116,7 +117,7 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
             q_file = quantize_int8(onnx_file, q_out / ONNX)
             qpkg = _variant_package(package, q_out, q_file, "int8")
             table["int8"], _ = _measure(Predictor(qpkg, engine="onnx"), inputs, y,
-                                        q_file.stat().st_size, cfg, ref)
+                                        _size(qpkg, ONNX), cfg, ref)
         if not cfg.onnx:
             shutil.rmtree(out)
             del table["onnx"]
@@ -130,11 +131,24 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
     return table
 
 
+def _size(package: Package, neural_file: str) -> int:
+    """Bytes of the package's model files: the neural one (weights or ONNX) plus the others."""
+    files = {k: v for k, v in package.meta["files"].items() if v and k not in ("weights", "onnx")}
+    names = [neural_file, *files.values()]
+    return sum((package.path / n).stat().st_size for n in names if (package.path / n).exists())
+
+
 def _variant_package(package: Package, out: Path, onnx_file: Path, name: str) -> Package:
+    """A servable package of the variant: model.onnx, plus the package's non-neural members."""
+    others = {k: v for k, v in package.meta["files"].items() if v and k not in ("weights", "onnx")}
+    for file in others.values():
+        with atomic_path(out / file, suffix=Path(file).suffix) as tmp:
+            shutil.copyfile(package.path / file, tmp)
     return save_package(
         out, model=None, schema=package.schema, model_spec=package.meta["model"],
         preprocessing=package.preprocessing, metrics={"variant": name},
         provenance=package.meta["provenance"], onnx_file=onnx_file, threshold=package.threshold,
+        kind=package.kind, extra_files=others,
     )
 
 
@@ -147,12 +161,13 @@ def _print_table(table: dict[str, dict[str, Any]]) -> None:
     if quiet():
         return
     t = Table(title="optimize: variants")
-    for col in ("variant", "size MB", "x size", "latency ms (b=1)", "speedup", "accuracy",
+    metric = "accuracy" if "accuracy" in table["pytorch"] else "r2"
+    for col in ("variant", "size MB", "x size", "latency ms (b=1)", "speedup", metric,
                 "max |diff|"):
         t.add_column(col, justify="right")
     for name, row in table.items():
         diff = row.get("max_abs_diff")
         t.add_row(name, f"{row['size_bytes'] / 1e6:.2f}", f"{row['size_ratio']:.2f}",
                   f"{row['latency_ms_batch1']:.2f}", f"{row['speedup']:.2f}",
-                  f"{row['accuracy']:.4f}", "-" if diff is None else f"{diff:.1e}")
+                  f"{row.get(metric, float('nan')):.4f}", "-" if diff is None else f"{diff:.1e}")
     rich_console.print(t)

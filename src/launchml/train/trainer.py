@@ -156,27 +156,31 @@ class Trainer:
                                                        total_steps=total)
         return None
 
-    def _to_device(self, split: Split | None, device: torch.device) -> tuple[Any, Any] | None:
+    def _to_device(self, split: Split | None, target: str,
+                   device: torch.device) -> tuple[Any, Any] | None:
+        """(inputs by name, targets): each input moved whole to the device when it fits."""
         if split is None:
             return None
-        x, y = split.arrays["image"], split.arrays["label"]
+        inputs = {k: v for k, v in split.arrays.items() if k != target}
         on_device = self.cfg.data_on_device
         if on_device == "auto":
-            on_device = _fits(x.nbytes, device)
-        y_t = torch.from_numpy(np.asarray(y)).to(device)
+            on_device = _fits(sum(v.nbytes for v in inputs.values()), device)
+        y_t = torch.from_numpy(np.asarray(split.arrays[target])).to(device)
         if on_device:
-            return torch.from_numpy(np.array(x)).to(device), y_t
-        return x, y_t  # a memmap: batches are gathered from disk
+            return {k: torch.from_numpy(np.array(v)).to(device) for k, v in inputs.items()}, y_t
+        return inputs, y_t  # memmaps: batches are gathered from disk
 
     # -- the loop ----------------------------------------------------------
     def fit(self, model: torch.nn.Module, task: Task, prepared: Prepared, *,
-            resume: bool = False) -> TrainResult:
+            resume: bool = False, time_limit: float | None = None) -> TrainResult:
+        """Train on the ``train`` split; ``time_limit`` seconds stop it after an epoch."""
         cfg = self.cfg
         train = prepared.split("train")
         if train is None:
             raise RunError("the train split is empty: nothing to train on")
         val = prepared.split("validation")
-        side = min(train.arrays["image"].shape[1:3])
+        target = prepared.schema.target
+        side = min(train.arrays["image"].shape[1:3]) if "image" in train.arrays else math.inf
         if cfg.augment.crop >= side:
             raise ConfigError(f"train.augment.crop: {cfg.augment.crop} pixels must be smaller "
                               f"than the image side ({side}). Fix: use e.g. {max(side // 8, 1)}.")
@@ -207,10 +211,11 @@ class Trainer:
                 console.info(f"train: the run had stopped early at epoch {state['epoch']}; "
                              "nothing left to train")
         self.run.checkpoints.mkdir(parents=True, exist_ok=True)
-        data = self._to_device(train, fabric.device)
-        val_data = self._to_device(val, fabric.device)
+        data = self._to_device(train, target, fabric.device)
+        val_data = self._to_device(val, target, fabric.device)
+        started = time.perf_counter()
         console.info(
-            f"train: {len(train)} images, {cfg.epochs} epochs on {settings['accelerator']} "
+            f"train: {len(train)} rows, {cfg.epochs} epochs on {settings['accelerator']} "
             f"({settings['precision']}, {settings['num_threads']} threads"
             f"{', compiled' if settings['compile'] else ''})"
         )
@@ -233,13 +238,19 @@ class Trainer:
             state["epoch"] = epoch
             state["history"].append(row)
             stop = cfg.patience is not None and state["bad_epochs"] >= cfg.patience
-            state["stopped"] = stop
+            out_of_time = (time_limit is not None and epoch < cfg.epochs
+                           and time.perf_counter() - started > time_limit)
+            state["stopped"] = stop or out_of_time
             self._save(raw_model, opt, sched, state, best=improved)
             self._write_events(state["history"], settings)
             progress.epoch_done(row)
             if stop:
                 console.info(f"train: early stop at epoch {epoch}: {monitor} did not improve "
                              f"for {cfg.patience} epochs (best epoch {state['best_epoch']})")
+                break
+            if out_of_time:
+                console.info(f"train: time limit ({time_limit:.0f}s) reached after epoch "
+                             f"{epoch} (best epoch {state['best_epoch']})")
                 break
         progress.close()
         self._restore_best(raw_model, fabric.device)
@@ -252,6 +263,7 @@ class Trainer:
         model.train()
         x, y = data
         n = len(y)
+        aug_on = self.cfg.augment.active and "image" in x
         gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
         perm = torch.randperm(n, generator=gen)
         aug = self.cfg.augment
@@ -261,9 +273,9 @@ class Trainer:
         for start in range(0, n, self.cfg.batch_size):
             idx = perm[start:start + self.cfg.batch_size]
             xb, yb = self._batch(x, y, idx, fabric.device)
-            if aug.active:
-                xb = augment(xb, aug, gen)
-            logits = model(image=xb)
+            if aug_on:
+                xb["image"] = augment(xb["image"], aug, gen)
+            logits = model(**xb)
             loss = task.loss(logits, yb)
             fabric.backward(loss)
             opt.step()
@@ -289,21 +301,25 @@ class Trainer:
         for start in range(0, n, bs):
             idx = torch.arange(start, min(start + bs, n))
             xb, yb = self._batch(x, y, idx, fabric.device)
-            logits = model(image=xb)
+            logits = model(**xb)
             loss_sum += task.loss(logits, yb) * len(idx)
             correct += task.correct(logits, yb)
         return {"val_loss": round(loss_sum.item() / n, 6),
                 "val_accuracy": round(correct.item() / n, 6)}
 
     @staticmethod
-    def _batch(x, y, idx: torch.Tensor, device: torch.device):
+    def _batch(x: dict[str, Any], y, idx: torch.Tensor, device: torch.device):
         # sorted in every path: sequential memmap reads, and the same row order (hence
         # the same augmentation draws) whether or not the data sits on the device
         idx, _ = idx.sort()
-        if isinstance(x, torch.Tensor):
-            return x[idx.to(x.device)], y[idx.to(y.device)]
-        xb = torch.from_numpy(np.ascontiguousarray(x[idx.numpy()])).to(device, non_blocking=True)
-        return xb, y[idx.to(y.device)]
+        out = {}
+        for k, v in x.items():
+            if isinstance(v, torch.Tensor):
+                out[k] = v[idx.to(v.device)]
+            else:
+                out[k] = torch.from_numpy(np.ascontiguousarray(v[idx.numpy()])).to(
+                    device, non_blocking=True)
+        return out, y[idx.to(y.device)]
 
     # -- checkpoints -------------------------------------------------------
     def _save(self, model, opt, sched, state: dict[str, Any], best: bool) -> None:

@@ -1,0 +1,206 @@
+"""The linear family for tables: logistic regression (classification) or ridge
+(regression) over standardized numbers, one-hot categories and TF-IDF of token /
+character n-grams of text, molecule and protein columns.
+
+The n-grams are built from the prepared token ids, so the text model needs no
+second tokenizer: unigrams + bigrams of tokens for text, 1- to 3-grams of
+characters for molecules and proteins, kept when they occur in at least two
+training rows. The regularization strength is picked on the validation split.
+Everything the model needs is saved as arrays in ``model.linear.safetensors``
+(never a pickle).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from launchml.errors import PackageError
+from launchml.tasks import Task
+
+LINEAR_FILE = "model.linear.safetensors"
+SEQUENCE_TYPES = {"text": 2, "molecule": 3, "protein": 3}  # type -> longest n-gram
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+ALPHA_GRID = (0.1, 1.0, 10.0, 100.0)
+
+
+def _ngram_keys(ids: np.ndarray, n_max: int, pad: int, base: int) -> list[np.ndarray]:
+    """Per row, the int64 keys of its 1..n_max-grams of non-pad ids."""
+    ids = np.asarray(ids, dtype=np.int64)
+    valid = ids != pad
+    keys, ok = [], []
+    for n in range(1, n_max + 1):
+        if ids.shape[1] < n:
+            break
+        k = np.zeros((len(ids), ids.shape[1] - n + 1), dtype=np.int64)
+        v = np.ones_like(k, dtype=bool)
+        for j in range(n):
+            part = ids[:, j:ids.shape[1] - n + 1 + j]
+            k = k * base + part + 1
+            v &= valid[:, j:ids.shape[1] - n + 1 + j]
+        keys.append(k + n * base ** n_max * base)  # separate key space per n
+        ok.append(v)
+    k_all, v_all = np.concatenate(keys, axis=1), np.concatenate(ok, axis=1)
+    return [row[m] for row, m in zip(k_all, v_all, strict=True)]
+
+
+class LinearModel:
+    """Constructor stores; ``fit`` learns ``coef_``/``intercept_`` and the featurizer."""
+
+    name = "linear"
+
+    def __init__(self, task: Task, states: dict[str, dict[str, Any]], *, seed: int = 0,
+                 class_weight: str = "none") -> None:
+        self.task = task
+        self.states = states
+        self.seed = seed
+        self.class_weight = class_weight
+        self.strength: float | None = None  # C or alpha once chosen
+
+    # -- features --------------------------------------------------------------
+    def _fit_features(self, arrays: dict[str, np.ndarray]) -> None:
+        self.dense_ = [k for k, a in arrays.items() if a.ndim == 1 and a.dtype.kind == "f"]
+        self.cats_ = [(c, len(s["categories"]) + 2) for c, s in self.states.items()
+                      if s["type"] == "category"]
+        x = np.column_stack([arrays[k] for k in self.dense_]) if self.dense_ else None
+        self.mean_ = x.mean(0) if x is not None else np.zeros(0)
+        std = x.std(0) if x is not None else np.zeros(0)
+        self.std_ = np.where(std > 0, std, 1.0)
+        self.vocab_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for col, s in self.states.items():
+            if s["type"] not in SEQUENCE_TYPES:
+                continue
+            rows = self._keys(col, arrays[col])
+            df_keys, df = np.unique(np.concatenate([np.unique(r) for r in rows]),
+                                    return_counts=True)
+            keep = df_keys[df >= 2] if (df >= 2).sum() >= 10 else df_keys
+            df = df[np.isin(df_keys, keep)]
+            idf = np.log((1 + len(rows)) / (1 + df)) + 1.0
+            self.vocab_[col] = (keep, idf.astype(np.float64))
+
+    def _keys(self, col: str, ids: np.ndarray) -> list[np.ndarray]:
+        s = self.states[col]
+        return _ngram_keys(ids, SEQUENCE_TYPES[s["type"]], s.get("pad_id", 0),
+                           int(s["vocab_size"]) + 1)
+
+    def _features(self, arrays: dict[str, np.ndarray]) -> sparse.csr_matrix:
+        n = len(next(iter(arrays.values())))
+        blocks = []
+        if self.dense_:
+            x = np.column_stack([np.asarray(arrays[k], dtype=np.float64) for k in self.dense_])
+            blocks.append(sparse.csr_matrix((x - self.mean_) / self.std_))
+        for col, card in self.cats_:
+            codes = np.clip(np.asarray(arrays[col], dtype=np.int64), 0, card - 1)
+            blocks.append(sparse.csr_matrix((np.ones(n), (np.arange(n), codes)),
+                                            shape=(n, card)))
+        for col, (keys, idf) in self.vocab_.items():
+            blocks.append(self._tfidf(self._keys(col, arrays[col]), keys, idf))
+        return sparse.hstack(blocks, format="csr")
+
+    @staticmethod
+    def _tfidf(rows: list[np.ndarray], keys: np.ndarray, idf: np.ndarray) -> sparse.csr_matrix:
+        indptr, indices, values = [0], [], []
+        for r in rows:
+            pos = np.searchsorted(keys, r)
+            pos = pos[(pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == r)]
+            cols, tf = np.unique(pos, return_counts=True)
+            w = (1.0 + np.log(tf)) * idf[cols]
+            norm = np.sqrt((w ** 2).sum())
+            indices.append(cols)
+            values.append(w / norm if norm > 0 else w)
+            indptr.append(indptr[-1] + len(cols))
+        return sparse.csr_matrix((np.concatenate(values) if values else [],
+                                  np.concatenate(indices) if indices else [], indptr),
+                                 shape=(len(rows), len(keys)))
+
+    # -- fit / predict ---------------------------------------------------------
+    def _estimator(self, strength: float) -> Any:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        if self.task.name == "regression":
+            return Ridge(alpha=strength)
+        weight = "balanced" if self.class_weight == "balanced" else None
+        return LogisticRegression(C=strength, max_iter=3000, class_weight=weight)
+
+    def _fit_once(self, x: sparse.csr_matrix, y: np.ndarray, strength: float) -> None:
+        if self.task.name == "multilabel":  # one model per label
+            models = [self._estimator(strength).fit(x, y[:, j]) for j in range(y.shape[1])]
+            self.coef_ = np.vstack([m.coef_.reshape(1, -1) for m in models])
+            self.intercept_ = np.array([float(np.ravel(m.intercept_)[0]) for m in models])
+            return
+        m = self._estimator(strength).fit(x, y)
+        self.coef_ = np.atleast_2d(m.coef_).astype(np.float64)
+        self.intercept_ = np.atleast_1d(m.intercept_).astype(np.float64)
+
+    def fit(self, arrays: dict[str, np.ndarray], y: np.ndarray,
+            valid: tuple[dict[str, np.ndarray], np.ndarray] | None = None) -> LinearModel:
+        self._fit_features(arrays)
+        x = self._features(arrays)
+        grid = ALPHA_GRID if self.task.name == "regression" else C_GRID
+        if self.strength is None and valid is not None and len(valid[1]):
+            xv, scores = self._features(valid[0]), {}
+            for s in grid:
+                self._fit_once(x, y, s)
+                scores[s] = _loss(self.task, valid[1], self._raw(xv))
+            self.strength = min(scores, key=scores.get)
+        self._fit_once(x, y, self.strength or 1.0)
+        self.strength = self.strength or 1.0
+        return self
+
+    def refit(self, arrays: dict[str, np.ndarray], y: np.ndarray) -> LinearModel:
+        """Fit again on more rows with the strength chosen on validation."""
+        return self.fit(arrays, y)
+
+    def _raw(self, x: sparse.csr_matrix) -> np.ndarray:
+        return np.asarray(x @ self.coef_.T) + self.intercept_
+
+    def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return self._raw(self._features(arrays))
+
+    # -- package ---------------------------------------------------------------
+    def save(self, folder: str | Path) -> dict[str, Any]:
+        from safetensors.numpy import save_file
+
+        from launchml.runs import atomic_path
+
+        tensors = {"coef": self.coef_, "intercept": self.intercept_, "mean": self.mean_,
+                   "std": self.std_}
+        for col, (keys, idf) in self.vocab_.items():
+            tensors[f"keys:{col}"], tensors[f"idf:{col}"] = keys, idf
+        path = Path(folder) / LINEAR_FILE
+        with atomic_path(path, suffix=".safetensors") as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
+        return {"files": {"linear": LINEAR_FILE}, "dense": self.dense_,
+                "categories": self.cats_, "sequences": list(self.vocab_),
+                "strength": self.strength}
+
+    @classmethod
+    def load(cls, folder: str | Path, spec: dict[str, Any], task: Task,
+             states: dict[str, dict[str, Any]]) -> LinearModel:
+        from safetensors.numpy import load_file
+
+        path = Path(folder) / spec["files"]["linear"]
+        if not path.exists():
+            raise PackageError(f"'{path}' is missing: the package's linear model is gone.")
+        t = load_file(str(path))
+        model = cls(task, states)
+        model.coef_, model.intercept_ = t["coef"], t["intercept"]
+        model.mean_, model.std_ = t["mean"], t["std"]
+        model.dense_ = spec["dense"]
+        model.cats_ = [tuple(c) for c in spec["categories"]]
+        model.vocab_ = {c: (t[f"keys:{c}"], t[f"idf:{c}"]) for c in spec["sequences"]}
+        model.strength = spec["strength"]
+        return model
+
+
+def _loss(task: Task, y: np.ndarray, raw: np.ndarray) -> float:
+    """Lower is better: log loss for classification, MSE for regression."""
+    if task.name == "regression":
+        return float(np.mean((raw.reshape(-1) - y) ** 2))
+    p = np.clip(task.probabilities(raw), 1e-7, 1 - 1e-7)
+    if task.name == "multilabel":
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(-np.mean(np.log(p[np.arange(len(y)), np.asarray(y, dtype=np.int64)])))

@@ -1,0 +1,335 @@
+"""Table families behind one interface, and the ensemble of them a package holds.
+
+Every family has ``fit(train, valid)``, ``refit(all_rows)``, ``predict_raw(arrays)``,
+``save(folder) -> member spec`` and ``load(folder, spec, ...)``; arrays are the
+prepared features (``transform_table`` output). ``FAMILIES`` maps a name to
+``(class, applies(states))``; ``model: auto`` tries those that apply.
+
+A table package's ``model`` section is ``{"name", "members": [{"family",
+"weight", ...spec}]}``; ``Ensemble`` loads the members and averages their
+probabilities (values for regression) with those weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from launchml.data.schema import Prepared, Schema, Split
+from launchml.errors import PackageError
+from launchml.models.linear_family import SEQUENCE_TYPES, LinearModel
+from launchml.models.table_net import ENCODED, TableNet, make_plan, pack
+from launchml.runs import RunDir
+from launchml.tasks import Task
+
+TABULAR = ("number", "category", "boolean", "datetime")
+Data = tuple[dict[str, np.ndarray], np.ndarray]
+
+
+@dataclass
+class FitContext:
+    """What a family needs besides the data."""
+
+    task: Task
+    states: dict[str, dict[str, Any]]
+    cfg: Any  # RunConfig
+    run: RunDir
+    time_limit: float | None = None
+    weights: np.ndarray | None = None  # per-class weights (balanced) or None
+
+
+class LightGBMFamily:
+    """Trees over the number/category/boolean/date arrays (text etc. not used)."""
+
+    name = "lightgbm"
+
+    @staticmethod
+    def applies(states: dict[str, dict[str, Any]]) -> bool:
+        return any(s["type"] in TABULAR for s in states.values())
+
+    def __init__(self, ctx: FitContext) -> None:
+        from launchml.models.lightgbm_family import LightGBMModel
+
+        self.ctx = ctx
+        self.model = LightGBMModel(ctx.task, seed=ctx.cfg.seed)
+
+    def _x(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        skip = {c for c, s in self.ctx.states.items() if s["type"] in ENCODED}
+        return {k: v for k, v in arrays.items() if v.ndim == 1 and k.split(":")[0] not in skip}
+
+    def _sample_weight(self, y: np.ndarray) -> np.ndarray | None:
+        w = self.ctx.weights
+        return None if w is None or self.ctx.task.name not in ("binary", "multiclass") \
+            else w[np.asarray(y, dtype=np.int64)]
+
+    def fit(self, train: Data, valid: Data | None) -> LightGBMFamily:
+        v = (self._x(valid[0]), valid[1]) if valid is not None else None
+        self.model.fit(self._x(train[0]), train[1], valid=v, weight=self._sample_weight(train[1]))
+        return self
+
+    def refit(self, data: Data, grow: float) -> LightGBMFamily:
+        best = self.model.booster_.best_iteration or self.model.booster_.current_iteration()
+        self.model.num_boost_round = max(1, int(math.ceil(best * grow)))
+        self.model.fit(self._x(data[0]), data[1], valid=None,
+                       weight=self._sample_weight(data[1]))
+        return self
+
+    def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return self.model.predict_raw(self._x(arrays))
+
+    def info(self) -> dict[str, Any]:
+        b = self.model.booster_
+        return {"trees": int(b.best_iteration or b.current_iteration())}
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        from launchml.models.lightgbm_family import FEATURES_FILE, MODEL_FILE
+
+        self.model.save(folder)
+        return {"files": {"lightgbm": MODEL_FILE, "lightgbm_features": FEATURES_FILE}}
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict[str, Any], task: Task,
+             states: dict[str, Any], engine: str) -> Any:
+        from launchml.models.lightgbm_family import LightGBMModel
+
+        return LightGBMModel.load(folder, task)
+
+
+class LinearFamily:
+    name = "linear"
+
+    @staticmethod
+    def applies(states: dict[str, dict[str, Any]]) -> bool:
+        return any(s["type"] in TABULAR or s["type"] in SEQUENCE_TYPES for s in states.values())
+
+    def __init__(self, ctx: FitContext) -> None:
+        self.model = LinearModel(ctx.task, _linear_states(ctx.states), seed=ctx.cfg.seed,
+                                 class_weight=ctx.cfg.model.class_weight)
+
+    def fit(self, train: Data, valid: Data | None) -> LinearFamily:
+        self.model.fit(*train, valid=valid)
+        return self
+
+    def refit(self, data: Data, grow: float) -> LinearFamily:
+        self.model.refit(*data)
+        return self
+
+    def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return self.model.predict_raw(arrays)
+
+    def info(self) -> dict[str, Any]:
+        return {"strength": self.model.strength}
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        return self.model.save(folder)
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict[str, Any], task: Task,
+             states: dict[str, Any], engine: str) -> Any:
+        return LinearModel.load(folder, spec, task, _linear_states(states))
+
+
+def _linear_states(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {c: s for c, s in states.items() if s["type"] != "image"}
+
+
+class MLPFamily:
+    """The neural combiner (``TableNet``) trained by the Fabric loop."""
+
+    name = "mlp"
+    TABLE_DEFAULTS = {"epochs": 100, "patience": 10, "batch_size": 128,
+                      "optimizer": "adamw", "weight_decay": 1e-4}
+
+    @staticmethod
+    def applies(states: dict[str, dict[str, Any]]) -> bool:
+        return bool(states)
+
+    def __init__(self, ctx: FitContext) -> None:
+        self.ctx = ctx
+
+    def _train_cfg(self, **override: Any) -> Any:
+        train = self.ctx.cfg.train
+        defaults = {k: v for k, v in self.TABLE_DEFAULTS.items()
+                    if k not in train.model_fields_set}  # what the user set wins
+        return train.model_copy(update={**defaults, **override})
+
+    def _prepared(self, train: Data, valid: Data | None) -> Prepared:
+        task = self.ctx.task
+        schema = Schema(columns=[], target="__target__", task=task.name, labels=task.labels)
+        splits = {"train": Split("train", {**pack(self.plan, train[0]),
+                                           "__target__": _target(task, train[1])})}
+        if valid is not None:
+            splits["validation"] = Split("validation", {**pack(self.plan, valid[0]),
+                                                        "__target__": _target(task, valid[1])})
+        return Prepared(schema=schema, splits=splits, preprocessing=self.ctx.states,
+                        manifest={})
+
+    def _train(self, data: Prepared, cfg: Any, sub: str, time_limit: float | None) -> Any:
+        import torch
+
+        from launchml.train import Trainer
+
+        ctx = self.ctx
+        torch.manual_seed(ctx.cfg.seed)
+        net = TableNet(self.plan, ctx.states, ctx.cfg.model, ctx.task.num_outputs)
+        task = ctx.task
+        if ctx.weights is not None:
+            task.class_weights = torch.as_tensor(ctx.weights, dtype=torch.float32)
+        trainer = Trainer(cfg, run=RunDir(ctx.run.root / "families" / sub), seed=ctx.cfg.seed,
+                          resume_key={"family": sub})
+        try:
+            result = trainer.fit(net, task, data, time_limit=time_limit)
+        finally:
+            task.class_weights = None
+        return result
+
+    def fit(self, train: Data, valid: Data | None) -> MLPFamily:
+        self.plan = make_plan(self.ctx.states, train[0])
+        result = self._train(self._prepared(train, valid), self._train_cfg(), "mlp",
+                             self.ctx.time_limit)
+        self.net, self.best_epoch = result.model.eval(), result.best_epoch
+        return self
+
+    def refit(self, data: Data, grow: float) -> MLPFamily:
+        epochs = max(1, int(math.ceil(self.best_epoch * grow)))
+        cfg = self._train_cfg(epochs=epochs, patience=None)
+        result = self._train(self._prepared(data, None), cfg, "mlp-refit", None)
+        self.net = result.model.eval()
+        return self
+
+    def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return _torch_raw(self.net, pack(self.plan, arrays))
+
+    def info(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch}
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        from safetensors.torch import save_file
+
+        from launchml.deploy.package import WEIGHTS
+        from launchml.runs import atomic_path
+
+        self.net.finalize()
+        state = {k: v.detach().contiguous().cpu() for k, v in self.net.state_dict().items()}
+        with atomic_path(folder / WEIGHTS) as tmp:
+            save_file(state, str(tmp))
+        return {"files": {"weights": WEIGHTS}, "plan": self.plan,
+                "config": self.ctx.cfg.model.model_dump(mode="json")}
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict[str, Any], task: Task,
+             states: dict[str, Any], engine: str) -> Any:
+        if engine == "onnx":
+            return OnnxMember(folder, spec)
+        return TorchMember(folder, spec, task, states)
+
+
+class TorchMember:
+    def __init__(self, folder: Path, spec: dict[str, Any], task: Task,
+                 states: dict[str, Any]) -> None:
+        from safetensors.torch import load_file
+
+        from launchml.models import ModelConfig
+
+        path = folder / spec["files"]["weights"]
+        if not path.exists():
+            raise PackageError(f"'{path}' is missing: the package's neural model is gone.")
+        self.plan = spec["plan"]
+        self.net = TableNet(self.plan, states, ModelConfig.model_validate(spec["config"]),
+                            task.num_outputs, for_loading=True)
+        self.net.load_state_dict(load_file(path))
+        self.net.eval()
+
+    def inputs(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return pack(self.plan, arrays)
+
+    def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return _torch_raw(self.net, pack(self.plan, arrays))
+
+
+class OnnxMember:
+    def __init__(self, folder: Path, spec: dict[str, Any]) -> None:
+        import onnxruntime as ort
+
+        path = folder / "model.onnx"
+        if not path.exists():
+            raise PackageError(f"'{folder}' has no model.onnx. Fix: run the optimize stage "
+                               "(launchml run) or use engine='torch'.")
+        self.plan = spec["plan"]
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return onnx_run(self.session, pack(self.plan, arrays))
+
+
+def onnx_run(session: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Feed each ONNX input in the dtype the graph declares."""
+    dtypes = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
+    feed = {i.name: np.ascontiguousarray(inputs[i.name], dtype=dtypes.get(i.type, np.float32))
+            for i in session.get_inputs()}
+    return session.run(None, feed)[0]
+
+
+def _torch_raw(net: Any, inputs: dict[str, np.ndarray], batch: int = 1024) -> np.ndarray:
+    import torch
+
+    n = len(next(iter(inputs.values())))
+    outs = []
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            t = {k: torch.from_numpy(np.ascontiguousarray(v[s:s + batch]))
+                 for k, v in inputs.items()}
+            outs.append(net(**t).float().numpy())
+    return np.concatenate(outs).astype(np.float64)
+
+
+def _target(task: Task, y: np.ndarray) -> np.ndarray:
+    if task.name in ("binary", "multiclass"):
+        return np.asarray(y, dtype=np.int64)
+    return np.asarray(y, dtype=np.float32)
+
+
+FAMILIES: dict[str, Any] = {"lightgbm": LightGBMFamily, "linear": LinearFamily,
+                            "mlp": MLPFamily}
+
+
+def combine(task: Task, raws: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """Weighted average of members in probability space, returned as raw outputs."""
+    if len(raws) == 1:
+        return raws[0]
+    w = np.asarray(weights, dtype=np.float64) / sum(weights)
+    if task.name == "regression":
+        return sum(wi * r for wi, r in zip(w, raws, strict=True))
+    if task.name == "multiclass":
+        p = sum(wi * task.probabilities(r) for wi, r in zip(w, raws, strict=True))
+        return np.log(np.clip(p, 1e-12, None))
+    # binary and multilabel: per-output sigmoid probabilities -> logits
+    p = sum(wi / (1 + np.exp(-np.asarray(r, dtype=np.float64)))
+            for wi, r in zip(w, raws, strict=True))
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p))
+
+
+class Ensemble:
+    """The members of a table package, loaded for one engine."""
+
+    def __init__(self, folder: Path, model: dict[str, Any], task: Task,
+                 states: dict[str, Any], engine: str) -> None:
+        self.task = task
+        self.members = [FAMILIES[m["family"]].load(folder, m, task, states, engine)
+                        for m in model["members"]]
+        self.weights = [m["weight"] for m in model["members"]]
+
+    def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return combine(self.task, [m.predict_raw(arrays) for m in self.members], self.weights)
+
+
+def timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0

@@ -1,0 +1,202 @@
+"""Stage 2 for tables: fit the families, rank them on validation, ensemble, refit, package.
+
+``model: auto`` tries every family that fits the data (lightgbm, linear, mlp;
+cheapest first) within ``model.time_limit``; the leaderboard (validation loss,
+accuracy or R2, fit seconds) is printed and saved to ``leaderboard.json``. A
+weighted ensemble (greedy selection with replacement, Caruana et al. 2004) is
+kept when it beats the best single family on validation. For binary targets
+the decision threshold is tuned on the validation predictions. Then the chosen
+members are refit on train + validation with the settings early stopping
+found (trees and epochs scaled by the larger row count).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from launchml import console
+from launchml.data.schema import Prepared, Split
+from launchml.deploy.package import save_package
+from launchml.errors import ConfigError, RunError
+from launchml.models.linear_family import _loss
+from launchml.models.table_families import FAMILIES, FitContext, combine
+from launchml.runs import RunDir, write_json, write_text
+from launchml.tasks import Task, create_task
+from launchml.train.trainer import TrainResult
+
+ORDER = ("lightgbm", "linear", "mlp")  # cheapest first, so a time limit keeps the fast ones
+
+
+def _xy(split: Split | None, target: str):
+    if split is None:
+        return None
+    arrays = dict(split.arrays)
+    return arrays, arrays.pop(target)
+
+
+def choose_families(cfg: Any, states: dict[str, Any], task: Task) -> list[str]:
+    name = cfg.model.name
+    fits = [f for f in ORDER if FAMILIES[f].applies(states)
+            and not (f == "lightgbm" and task.name == "multilabel")]
+    if name != "auto":
+        if name not in fits:
+            raise ConfigError(f"model.name: {name} does not fit this data (column types "
+                              f"{sorted({s['type'] for s in states.values()})}, task "
+                              f"{task.name}). Fix: model.name: auto, or one of {fits}.")
+        return [name]
+    wanted = cfg.model.families or fits
+    unknown = [f for f in wanted if f not in FAMILIES]
+    if unknown:
+        raise ConfigError(f"model.families: unknown {unknown}; the table families are "
+                          f"{list(FAMILIES)}")
+    picked = [f for f in ORDER if f in wanted and f in fits]
+    if not picked:
+        raise ConfigError(f"model.families {wanted}: none fits this data; fitting: {fits}")
+    return picked
+
+
+def _scores(task: Task, y: np.ndarray, raw: np.ndarray) -> dict[str, float]:
+    m = task.metrics(y, raw)
+    keys = ("accuracy", "log_loss", "roc_auc", "f1_macro") if task.name != "regression" \
+        else ("rmse", "mae", "r2")
+    return {k: round(float(m[k]), 6) for k in keys if k in m}
+
+
+def ensemble_weights(task: Task, raws: list[np.ndarray], y: np.ndarray,
+                     rounds: int = 25) -> np.ndarray:
+    """Greedy forward selection with replacement on validation loss."""
+    counts = np.zeros(len(raws))
+    for _ in range(rounds):
+        losses = []
+        for m in range(len(raws)):
+            trial = counts.copy()
+            trial[m] += 1
+            keep = trial > 0
+            losses.append(_loss(task, y, combine(task, [r for r, k in zip(raws, keep,
+                                                                          strict=True) if k],
+                                                 list(trial[keep]))))
+        counts[int(np.argmin(losses))] += 1
+    return counts / counts.sum()
+
+
+def train_table(cfg: Any, rd: RunDir, prepared: Prepared) -> TrainResult:
+    from launchml.tasks.classification import tune_threshold
+
+    schema, states = prepared.schema, prepared.preprocessing
+    task = create_task(schema.task, schema.labels)
+    train, valid = _xy(prepared.split("train"), schema.target), \
+        _xy(prepared.split("validation"), schema.target)
+    if train is None:
+        raise RunError("the train split is empty: nothing to train on")
+    names = choose_families(cfg, states, task)
+    if valid is None and len(names) > 1:
+        console.warn("train: no validation rows, so families cannot be compared; training "
+                     f"{names[0]} only. Fix: data.validation_split > 0 to let auto choose.")
+        names = names[:1]
+    weights = None
+    if cfg.model.class_weight == "balanced" and task.name != "regression":
+        weights = task.balanced_weights(np.asarray(train[1])).numpy()
+    limit = cfg.model.time_limit
+    start = time.perf_counter()
+    fitted, board = {}, []
+    for name in names:
+        left = None if limit is None else limit - (time.perf_counter() - start)
+        if left is not None and left <= 0 and fitted:
+            board.append({"family": name, "skipped": "time limit reached"})
+            console.info(f"train: {name} skipped (time limit {limit:.0f}s reached)")
+            continue
+        ctx = FitContext(task=task, states=states, cfg=cfg, run=rd, time_limit=left,
+                         weights=weights)
+        t0 = time.perf_counter()
+        console.info(f"train: fitting {name}")
+        fam = FAMILIES[name](ctx).fit(train, valid)
+        row: dict[str, Any] = {"family": name, "fit_seconds": round(time.perf_counter() - t0, 3),
+                               **fam.info()}
+        if valid is not None:
+            raw = fam.predict_raw(valid[0])
+            row["validation_loss"] = round(_loss(task, valid[1], raw), 6)
+            row.update(_scores(task, valid[1], raw))
+            fam.val_raw = raw
+        fitted[name] = fam
+        board.append(row)
+    ranked = sorted((r for r in board if "validation_loss" in r),
+                    key=lambda r: r["validation_loss"])
+    members = {ranked[0]["family"] if ranked else names[0]: 1.0}
+    if valid is not None and cfg.model.ensemble and len(ranked) > 1:
+        raws = [fitted[r["family"]].val_raw for r in ranked]
+        w = ensemble_weights(task, raws, valid[1])
+        ens_raw = combine(task, raws, list(w))
+        ens = {"family": "ensemble", "validation_loss": round(_loss(task, valid[1], ens_raw), 6),
+               **_scores(task, valid[1], ens_raw),
+               "weights": {r["family"]: round(float(x), 4) for r, x in zip(ranked, w,
+                                                                           strict=True) if x}}
+        board.append(ens)
+        if ens["validation_loss"] < ranked[0]["validation_loss"] - 1e-9:
+            members = dict(ens["weights"])
+    threshold = _threshold(cfg, task, valid, fitted, members, tune_threshold)
+    _print_board(board, members)
+    if cfg.model.refit and valid is not None:
+        data = _concat(train, valid)
+        grow = len(data[1]) / len(train[1])
+        for name in members:
+            t0 = time.perf_counter()
+            fitted[name].refit(data, grow)
+            console.info(f"train: refit {name} on train + validation "
+                         f"({len(data[1])} rows) in {time.perf_counter() - t0:.1f}s")
+    rd.model.mkdir(parents=True, exist_ok=True)
+    specs, files = [], {}
+    for name, weight in members.items():
+        spec = fitted[name].save(rd.model)
+        files.update(spec["files"])
+        specs.append({"family": name, "weight": weight, **spec})
+    write_json(rd.root / "leaderboard.json", board)
+    write_text(rd.events, json.dumps({"event": "start", "settings": {"families": names}})
+               + "\n" + "".join(json.dumps({"event": "family", **r}) + "\n" for r in board))
+    cfg_dict = cfg.model_dump(mode="json")
+    save_package(
+        rd.model, model=None, schema=schema, kind="table", threshold=threshold,
+        model_spec={"name": cfg.model.name, "members": specs},
+        preprocessing=states, metrics={"leaderboard": board},
+        provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict},
+        extra_files=files,
+    )
+    cfg.save(rd.config)
+    return TrainResult(model=None, history=board, best_epoch=0,  # type: ignore[arg-type]
+                       best_metric=float(ranked[0]["validation_loss"]) if ranked else
+                       float("nan"), settings={"families": names, "members": members})
+
+
+def _threshold(cfg: Any, task: Task, valid: Any, fitted: dict, members: dict[str, float],
+               tune: Any) -> float | None:
+    choice = cfg.model.threshold
+    if task.name != "binary" or choice == "none":
+        return None
+    if not isinstance(choice, str):
+        return float(choice)
+    if valid is None:
+        return None
+    raw = combine(task, [fitted[n].val_raw for n in members], list(members.values()))
+    t = float(tune(np.asarray(valid[1]), task.probabilities(raw)[:, 1], choice))
+    console.info(f"train: decision threshold {t:.3f} (tuned on validation for {choice})")
+    return t
+
+
+def _concat(a: Any, b: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    arrays = {k: np.concatenate([a[0][k], b[0][k]]) for k in a[0]}
+    return arrays, np.concatenate([a[1], b[1]])
+
+
+def _print_board(board: list[dict[str, Any]], members: dict[str, float]) -> None:
+    keys = [k for k in ("validation_loss", "accuracy", "roc_auc", "rmse", "r2", "fit_seconds")
+            if any(k in r for r in board)]
+    console.info("train: leaderboard (validation)\n  " + f"{'family':10s}" +
+                 "".join(f"{k:>17s}" for k in keys))
+    for r in board:
+        cells = "".join(f"{r[k]:>17.4f}" if isinstance(r.get(k), float | int) else
+                        f"{str(r.get(k, r.get('skipped', '-'))):>17s}" for k in keys)
+        console.info(f"  {r['family']:10s}{cells}")
+    console.info("train: chosen " + " + ".join(f"{n} ({w:.2f})" for n, w in members.items()))

@@ -1,0 +1,114 @@
+"""Mixed inputs through all five stages: text + numbers + categories, a SMILES +
+protein pair, image paths + numbers, and a local Hugging Face model with LoRA."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from tests.tables_data import drug_target_pairs, image_table, reviews
+
+import launchml
+from launchml.deploy.predictor import Predictor
+
+
+def _run(tmp_path, name, path, target, **sections):
+    return launchml.run({"name": name, "output_dir": str(tmp_path / "runs"),
+                         "data": {"train": str(path), "target": target, "test_split": 0.2,
+                                  **sections.pop("data", {})}, **sections})
+
+
+def test_text_numbers_and_categories_auto(tmp_path):
+    path = tmp_path / "reviews.csv"
+    reviews(400).to_csv(path, index=False)
+    run = _run(tmp_path, "reviews", path, "label", train={"epochs": 15},
+               optimize={"int8": False})
+    manifest = json.loads((run.dir.prepared / "manifest.json").read_text())
+    types = {c["name"]: c["type"] for c in manifest["columns"]}
+    assert types["review"] == "text" and types["shop"] == "category"
+    board = {r["family"]: r for r in json.loads((run.dir.root / "leaderboard.json").read_text())}
+    assert {"lightgbm", "linear", "mlp"} <= set(board)
+    # the text carries the label: text-aware families beat trees on the other columns
+    assert board["linear"]["accuracy"] > board["lightgbm"]["accuracy"] + 0.2
+    assert run.metrics["accuracy"] >= 0.85
+    rows = run.predictor.predict([{"review": "Great coffee, fast delivery", "stars_shown": 3,
+                                   "shop": "north"},
+                                  {"review": "Cold and stale, rude staff", "stars_shown": 3,
+                                   "shop": "a shop never seen"}])
+    assert [r["label"] for r in rows] == ["positive", "negative"]
+
+
+def test_smiles_protein_pairs_train_as_one_model(tmp_path):
+    path = tmp_path / "pairs.csv"
+    drug_target_pairs(300).to_csv(path, index=False)
+    run = _run(tmp_path, "pairs", path, "binds", model={"name": "mlp"},
+               train={"epochs": 12, "batch_size": 32, "learning_rate": 2e-3},
+               optimize={"int8": False})
+    manifest = json.loads((run.dir.prepared / "manifest.json").read_text())
+    types = {c["name"]: c["type"] for c in manifest["columns"]}
+    assert types == {"smiles": "molecule", "sequence": "protein", "binds": "category"} or \
+        (types["smiles"], types["sequence"]) == ("molecule", "protein")
+    meta = json.loads((run.model_dir / "package.json").read_text())
+    plan = meta["model"]["members"][0]["plan"]
+    assert sorted(col for _, col in plan["encoders"]) == ["sequence", "smiles"]
+    assert run.metrics["accuracy"] >= 0.9  # majority class ('no') is ~0.75
+    assert run.variants["onnx"]["max_abs_diff"] < 1e-3  # char CNNs export to ONNX
+
+
+def test_image_paths_with_numbers(tmp_path):
+    path = image_table(tmp_path, 120)
+    run = _run(tmp_path, "photos", path, "label", model={"name": "mlp"},
+               data={"image_size": [32, 32]}, train={"epochs": 6},
+               optimize={"onnx": False, "int8": False})
+    assert run.metrics["accuracy"] >= 0.9
+    pred = Predictor.load(run.model_dir).predict([{"photo": str(tmp_path / "images/0.png"),
+                                                   "weight": 0.0}])
+    assert pred[0]["label"] in ("bright", "dark")
+
+
+def _tiny_bert(folder):
+    """A tiny BERT and its fast tokenizer, saved locally (no downloads)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=[
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.train_from_iterator(reviews(200, seed=5)["review"].tolist(), trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    fast.save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)  # the random "pretrained" weights are the same whatever ran before
+    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_pretrained_text_model_fine_tuned_from_a_local_folder(tmp_path, lora):
+    path = tmp_path / "reviews.csv"
+    reviews(240).to_csv(path, index=False)
+    bert = _tiny_bert(tmp_path / "tiny-bert")
+    run = _run(tmp_path, "bert", path, "label", data={"tokenizer": str(bert)},
+               model={"name": "mlp", "lora": lora, "refit": False},
+               train={"epochs": 12, "learning_rate": 1e-2 if lora else 3e-3},
+               optimize={"int8": False})
+    # a random tiny "pretrained" model: LoRA adapts a frozen random base, so less is learnt
+    assert run.metrics["accuracy"] >= (0.7 if lora else 0.75)
+    meta = json.loads((run.model_dir / "package.json").read_text())
+    assert meta["preprocessing"]["review"]["pretrained"] == str(bert)
+    # the package is self-contained: the original model folder is not needed any more
+    import shutil
+
+    shutil.rmtree(bert)
+    x = reviews(20, seed=9).drop(columns="label")
+    a = np.array([r["probabilities"]["positive"]
+                  for r in Predictor.load(run.model_dir).predict(x)])
+    b = np.array([r["probabilities"]["positive"] for r in run.predictor.predict(x)])
+    assert np.abs(a - b).max() < 1e-6
