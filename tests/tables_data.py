@@ -53,7 +53,7 @@ def drug_target_pairs(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 
 def image_table(root: Path, n: int = 120, seed: int = 0) -> Path:
-    """images/<i>.png (bright or dark squares) + a number column; relative paths."""
+    """images/<i>.png (bright or dark squares) + number and text columns; relative paths."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -63,6 +63,7 @@ def image_table(root: Path, n: int = 120, seed: int = 0) -> Path:
             rng.integers(0, 100, (16, 16, 3))
         Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / f"{i}.png")
         rows.append({"photo": f"images/{i}.png", "weight": float(rng.normal()),
+                     "caption": " ".join(rng.choice(FILLER, 5)),
                      "label": "bright" if bright else "dark"})
     path = root / "photos.csv"
     pd.DataFrame(rows).to_csv(path, index=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from tests.tables_data import drug_target_pairs, image_table, reviews
 
@@ -56,15 +57,24 @@ def test_smiles_protein_pairs_train_as_one_model(tmp_path):
     assert run.variants["onnx"]["max_abs_diff"] < 1e-3  # char CNNs export to ONNX
 
 
-def test_image_paths_with_numbers(tmp_path):
+def test_image_text_and_numbers_in_one_model(tmp_path):
     path = image_table(tmp_path, 120)
     run = _run(tmp_path, "photos", path, "label", model={"name": "mlp"},
-               data={"image_size": [32, 32]}, train={"epochs": 6},
-               optimize={"onnx": False, "int8": False})
+               data={"image_size": [32, 32], "column_types": {"caption": "text"}},
+               train={"epochs": 6}, optimize={"onnx": False, "int8": False})
+    meta = json.loads((run.model_dir / "package.json").read_text())
+    plan = meta["model"]["members"][0]["plan"]
+    assert sorted(col for _, col in plan["encoders"]) == ["caption", "photo"]
+    assert plan["numbers"][0] == "weight"
     assert run.metrics["accuracy"] >= 0.9
-    pred = Predictor.load(run.model_dir).predict([{"photo": str(tmp_path / "images/0.png"),
-                                                   "weight": 0.0}])
-    assert pred[0]["label"] in ("bright", "dark")
+    # a scored file's relative image paths are relative to that file's folder
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "images").symlink_to(tmp_path / "images")
+    (tmp_path / "new" / "rows.csv").write_text(
+        "photo,weight,caption\nimages/0.png,0.0,the coffee\nimages/1.png,1.0,my order\n")
+    pred = Predictor.load(run.model_dir).predict(tmp_path / "new" / "rows.csv")
+    frame = pd.read_csv(path)
+    assert [p["label"] for p in pred] == frame["label"].head(2).tolist()
 
 
 def _tiny_bert(folder):
