@@ -66,3 +66,17 @@ def test_fit_default_name_and_bad_options(wine, tmp_path):
     with pytest.raises(launchml.DataError, match="no target column 'label'"):
         launchml.fit(wine, target="label", output_dir=str(tmp_path / "runs"))
     assert (tmp_path / "runs" / "dataframe" / "data" / "train.parquet").is_file()
+
+
+def test_fit_a_text_table_and_predict_plain_strings(tmp_path):
+    """The issue's example: reviews.csv with one text column, then predict on strings."""
+    from tests.tables_data import reviews
+
+    path = tmp_path / "reviews.csv"
+    reviews(300).drop(columns=["stars_shown", "shop"]).to_csv(path, index=False)
+    run = launchml.fit(path, target="label", model="linear", output_dir=str(tmp_path / "runs"))
+    assert run.metrics["accuracy"] >= 0.85
+    rows = run.predictor.predict(["Great coffee, fast delivery", "Cold coffee and rude staff"])
+    assert [r["label"] for r in rows] == ["positive", "negative"]
+    with pytest.raises(launchml.InputError, match="plain values of its one column 'review'"):
+        run.predictor.predict([3.5])
