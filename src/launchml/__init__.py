@@ -76,7 +76,7 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
     - ``model``: the family, e.g. "lightgbm" (default "auto"), or a ``model:`` dict.
     - ``time_limit``: seconds for model selection (``model.time_limit``).
     - ``overwrite``: start over when the run folder exists (default False: a run
-      with checkpoints is an error, as in ``launchml.run``).
+      folder that already holds a model or checkpoints is an error).
     - any ``data:`` field of a table config: ``task``, ``test_split``,
       ``validation_split``, ``column_types``, ``test``, ``validation``, ...
     """
@@ -118,6 +118,10 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
     if "seed" in options:
         config["seed"] = options["seed"]
     cfg = RunConfig.load(config)  # a bad option value fails here, before anything is written
+    if not overwrite and (root / "model" / "package.json").exists():
+        # a table run keeps no checkpoints/last.ckpt, so run() would replace it silently
+        raise RunError(f"run '{root}' already holds a trained model. Fix: overwrite=True to "
+                       "replace it, or name='...' for a new run.")
     if is_frame:
         import shutil
 
@@ -127,9 +131,26 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
             raise RunError(f"run '{root}' already has checkpoints. Fix: overwrite=True to "
                            "start again, or choose another name.")
         saved.parent.mkdir(parents=True, exist_ok=True)
-        data.rename(columns=str).to_parquet(saved)
+        _absolute_image_paths(data.rename(columns=str), cfg.data.column_types).to_parquet(saved)
         overwrite = False  # done above: run() would delete the table just saved
     return run(cfg, overwrite=overwrite)
+
+
+def _absolute_image_paths(df: Any, types: dict[str, str]) -> Any:
+    """Image-path columns with relative paths made absolute (from the working folder).
+
+    The DataFrame is saved into the run folder, and prepare reads relative image
+    paths from the training table's folder; the user meant them from the cwd.
+    """
+    from pathlib import Path
+
+    from launchml.data.columns import infer_column
+
+    for col in df.columns:
+        if (types.get(col) or infer_column(col, df[col]).type) == "image":
+            df[col] = df[col].map(lambda v: str(Path(v).expanduser().resolve())
+                                  if isinstance(v, str) and v.strip() else v)
+    return df
 
 
 def _folder_name(stem: str) -> str:

@@ -67,6 +67,7 @@ class _TableEstimator(BaseEstimator):
             result = run({
                 "name": "estimator", "output_dir": tmp, "seed": self.seed,
                 "data": {"train": str(path), "target": TARGET, "task": self._task_kind,
+                         "test_split": 0.0,  # the caller holds out its own test rows
                          "validation_split": self.validation_split,
                          "column_types": self.column_types or {}},
                 "model": {"name": self.model, "time_limit": self.time_limit},

@@ -101,6 +101,9 @@ def run(
     if "train" in todo:
         with timer("train"):
             result.train = train_stage(cfg, rd, prepared, resume=resume)
+        # variants of an earlier model would be served or reported with this one (deploy
+        # copies variants/onnx/model.onnx and summary.json): optimize remakes them
+        shutil.rmtree(rd.variants, ignore_errors=True)
     if "optimize" in todo and (cfg.optimize.onnx or cfg.optimize.int8):
         with timer("optimize"):
             pkg = load_package(rd.model)

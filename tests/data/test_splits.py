@@ -136,6 +136,7 @@ def test_split_column_unused_with_separate_files(tmp_path, breast_cancer, monkey
     monkeypatch.setattr(console, "info", said.append)
     val = tmp_path / "val.csv"
     breast_cancer.iloc[:50].to_csv(val, index=False)
-    p = _prepare(tmp_path, breast_cancer.iloc[50:], time_column="visit", validation=str(val))
+    p = _prepare(tmp_path, breast_cancer.iloc[50:], time_column="visit", validation=str(val),
+                 test_split=0.0)
     assert len(p.splits["validation"]) == 50 and len(p.splits["train"]) == len(breast_cancer) - 50
     assert any("data.time_column unused" in s for s in said)

@@ -143,7 +143,7 @@ def test_grayscale_images_and_prepare_reads_paths_beside_the_table(tmp_path):
     df = _images(tmp_path, mode="L")
     df["review"] = REVIEWS[:4]
     df.to_csv(tmp_path / "train.csv", index=False)
-    cfg = _cfg(tmp_path, image_size=(24, 24), validation_split=0.0,
+    cfg = _cfg(tmp_path, image_size=(24, 24), validation_split=0.0, test_split=0.0,
                column_types={"review": "text"})
     prepared = prepare_table(cfg, RunDir(tmp_path / "run"), seed=0)
     arrays = prepared.splits["train"].arrays

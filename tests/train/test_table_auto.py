@@ -147,3 +147,15 @@ def test_model_that_does_not_fit_the_data_is_a_clear_error(tmp_path):
         launchml.run({"name": "e", "output_dir": str(tmp_path),
                       "data": {"train": _table(tmp_path, "e", frame), "target": "y"},
                       "model": {"families": ["xgboost"]}}, stages=["prepare", "train"])
+
+
+def test_evaluating_a_refit_model_on_validation_is_marked_in_sample(tmp_path):
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    run = launchml.run({
+        "name": "w", "output_dir": str(tmp_path),
+        "data": {"train": _table(tmp_path, "w", frame), "target": "target", "test_split": 0.0},
+        "model": {"name": "linear"},
+    })
+    assert run.metrics["split"] == "validation" and run.metrics["in_sample"] is True

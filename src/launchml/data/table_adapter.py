@@ -57,7 +57,9 @@ class TableConfig(StrictModel):
     validation: str | None = Field(None, description="optional separate validation table")
     test: str | None = Field(None, description="optional separate test table")
     validation_split: float = Field(0.2, ge=0.0, lt=1.0, description="used when no validation")
-    test_split: float = Field(0.0, ge=0.0, lt=1.0, description="used when no test table")
+    test_split: float = Field(
+        0.2, ge=0.0, lt=1.0, description="held out for evaluate when no test table; 0: none "
+        "(evaluate then scores validation rows, which a refit model has trained on)")
     task: Literal["auto", "classification", "binary", "multiclass", "multilabel",
                   "regression"] = Field(
         "auto", description="auto: numbers with > 20 values or fractions -> regression; "

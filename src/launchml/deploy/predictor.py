@@ -56,11 +56,13 @@ class Predictor:
             from launchml.models.table_families import Ensemble
 
             engine = "onnx" if engine == "onnx" else "torch"
-            if engine == "torch" and files.get("weights") and not (
-                    package.path / files["weights"]).exists() and package.onnx_path:
+            model = _members(package.meta["model"])
+            weights = files.get("weights")  # None in a variant package (variants/onnx, int8)
+            neural = any(m["family"] == "mlp" for m in model["members"])
+            if engine == "torch" and neural and package.onnx_path and not (
+                    weights and (package.path / weights).exists()):
                 engine = "onnx"  # an ONNX-only variant package
-            self._table = Ensemble(package.path, _members(package.meta["model"]), self.task,
-                                   package.preprocessing, engine)
+            self._table = Ensemble(package.path, model, self.task, package.preprocessing, engine)
         elif engine == "auto":
             engine = "torch" if (package.path / "weights.safetensors").exists() else "onnx"
         self.engine = engine

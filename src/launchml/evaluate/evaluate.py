@@ -75,6 +75,12 @@ def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
     inputs, y = split_arrays(prepared, name)
     metrics = predictor.task.metrics(y, predictor.logits(inputs), predictor.package.threshold)
     metrics = {"split": name, **metrics, **(extra or {})}
+    refit = predictor.package.meta["provenance"].get("config", {}).get("model", {}).get("refit")
+    if name == "validation" and predictor.kind == "table" and refit:
+        metrics["in_sample"] = True
+        console.warn("evaluate: no test rows, and the model was refit on train + validation, "
+                     "so these validation scores are in-sample (optimistic). Fix: "
+                     "data.test_split > 0 or a data.test table.")
     write_json(run.evaluation / "metrics.json", metrics)
     if "confusion_matrix" in metrics:
         plot_confusion(metrics["confusion_matrix"], predictor.labels,

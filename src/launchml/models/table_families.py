@@ -215,6 +215,13 @@ class MLPFamily:
         from launchml.runs import atomic_path
 
         self.net.finalize()
+        # an image encoder's mean/std (pretrained timm weights bring their own) are
+        # non-persistent buffers: keep them in the column's state, which the package saves
+        # and ``build_encoder(..., for_loading=True)`` reads
+        for key, col in self.plan["encoders"]:
+            enc = self.net.encoders[key]
+            if hasattr(enc, "normalization"):
+                self.ctx.states[col] = {**self.ctx.states[col], **enc.normalization()}
         state = {k: v.detach().contiguous().cpu() for k, v in self.net.state_dict().items()}
         with atomic_path(folder / WEIGHTS) as tmp:
             save_file(state, str(tmp))

@@ -180,7 +180,8 @@ class Trainer:
             raise RunError("the train split is empty: nothing to train on")
         val = prepared.split("validation")
         target = prepared.schema.target
-        side = min(train.arrays["image"].shape[1:3]) if "image" in train.arrays else math.inf
+        images = [k for k, v in train.arrays.items() if v.ndim == 4]  # N x H x W x C pixels
+        side = min((min(train.arrays[k].shape[1:3]) for k in images), default=math.inf)
         if cfg.augment.crop >= side:
             raise ConfigError(f"train.augment.crop: {cfg.augment.crop} pixels must be smaller "
                               f"than the image side ({side}). Fix: use e.g. {max(side // 8, 1)}.")
@@ -263,7 +264,7 @@ class Trainer:
         model.train()
         x, y = data
         n = len(y)
-        aug_on = self.cfg.augment.active and "image" in x
+        images = [k for k, v in x.items() if v.ndim == 4] if self.cfg.augment.active else []
         gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
         perm = torch.randperm(n, generator=gen)
         aug = self.cfg.augment
@@ -273,8 +274,8 @@ class Trainer:
         for start in range(0, n, self.cfg.batch_size):
             idx = perm[start:start + self.cfg.batch_size]
             xb, yb = self._batch(x, y, idx, fabric.device)
-            if aug_on:
-                xb["image"] = augment(xb["image"], aug, gen)
+            for k in images:  # an image folder's 'image', or a table's image columns
+                xb[k] = augment(xb[k], aug, gen)
             logits = model(**xb)
             loss = task.loss(logits, yb)
             fabric.backward(loss)
