@@ -180,12 +180,18 @@ class MLPFamily:
         task = ctx.task
         if ctx.weights is not None:
             task.class_weights = torch.as_tensor(ctx.weights, dtype=torch.float32)
+        if "num_threads" not in ctx.cfg.train.model_fields_set and not self.plan["encoders"]:
+            # numbers and embeddings only: a small net, where a second thread costs more
+            # in synchronization than it gains (and oversubscribes shared machines)
+            cfg = cfg.model_copy(update={"num_threads": 1})
         trainer = Trainer(cfg, run=RunDir(ctx.run.root / "families" / sub), seed=ctx.cfg.seed,
-                          resume_key={"family": sub})
+                          resume_key={"family": sub}, checkpoints=False)
+        threads = torch.get_num_threads()
         try:
             result = trainer.fit(net, task, data, time_limit=time_limit)
         finally:
             task.class_weights = None
+            torch.set_num_threads(threads)  # the trainer's choice ends with this fit
         return result
 
     def fit(self, train: Data, valid: Data | None) -> MLPFamily:

@@ -7,7 +7,8 @@ weighted ensemble (greedy selection with replacement, Caruana et al. 2004) is
 kept when it beats the best single family on validation. For binary targets
 the decision threshold is tuned on the validation predictions. Then the chosen
 members are refit on train + validation with the settings early stopping
-found (trees and epochs scaled by the larger row count).
+found (trees and epochs scaled by the larger row count), as far as
+``time_limit`` allows: a member whose refit would overrun it keeps its fit.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from launchml.tasks import Task, create_task
 from launchml.train.trainer import TrainResult
 
 ORDER = ("lightgbm", "linear", "mlp")  # cheapest first, so a time limit keeps the fast ones
+MIN_WEIGHT = 0.05  # ensemble members below this weight are dropped
 
 
 def _xy(split: Split | None, target: str):
@@ -129,6 +131,8 @@ def train_table(cfg: Any, rd: RunDir, prepared: Prepared) -> TrainResult:
     if valid is not None and cfg.model.ensemble and len(ranked) > 1:
         raws = [fitted[r["family"]].val_raw for r in ranked]
         w = ensemble_weights(task, raws, valid[1])
+        w = np.where(w < MIN_WEIGHT, 0.0, w)  # a 4% member is not worth its refit and latency
+        w = w / w.sum()
         ens_raw = combine(task, raws, list(w))
         ens = {"family": "ensemble", "validation_loss": round(_loss(task, valid[1], ens_raw), 6),
                **_scores(task, valid[1], ens_raw),
@@ -142,7 +146,14 @@ def train_table(cfg: Any, rd: RunDir, prepared: Prepared) -> TrainResult:
     if cfg.model.refit and valid is not None:
         data = _concat(train, valid)
         grow = len(data[1]) / len(train[1])
+        seconds = {r["family"]: r["fit_seconds"] for r in board if "fit_seconds" in r}
         for name in members:
+            elapsed = time.perf_counter() - start
+            if limit is not None and elapsed + seconds[name] * grow > limit:
+                console.info(f"train: {name} not refit on train + validation (about "
+                             f"{seconds[name] * grow:.0f}s; time limit {limit:.0f}s); it "
+                             "keeps the model fit on train")
+                continue
             t0 = time.perf_counter()
             fitted[name].refit(data, grow)
             console.info(f"train: refit {name} on train + validation "

@@ -120,11 +120,15 @@ class Trainer:
     """Constructors store; ``fit`` computes."""
 
     def __init__(self, cfg: TrainConfig, *, run: RunDir, seed: int,
-                 resume_key: dict[str, Any]) -> None:
+                 resume_key: dict[str, Any], checkpoints: bool = True) -> None:
+        """``checkpoints=False``: keep the best weights in memory, write no files (a
+        family inside ``model: auto`` that is never resumed; saves a write per epoch)."""
         self.cfg = cfg
         self.run = run
         self.seed = seed
         self.resume_key = resume_key
+        self.checkpoints = checkpoints
+        self._best_state: dict[str, torch.Tensor] | None = None
 
     # -- setup -------------------------------------------------------------
     def _settings(self, steps: int) -> dict[str, Any]:
@@ -324,6 +328,10 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------
     def _save(self, model, opt, sched, state: dict[str, Any], best: bool) -> None:
+        if not self.checkpoints:
+            if best:
+                self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return
         ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "state": {**state, "history": json.dumps(state["history"])},
@@ -362,6 +370,10 @@ class Trainer:
         return state
 
     def _restore_best(self, model, device) -> None:
+        if not self.checkpoints:
+            if self._best_state is not None:
+                model.load_state_dict(self._best_state)
+            return
         best = self.run.checkpoints / "best.ckpt"
         if best.exists():
             model.load_state_dict(torch.load(best, map_location=device,
