@@ -19,7 +19,7 @@ on the same 25% held out, for seeds 0..N-1:
   ``Regressor`` (the real prepare and train stages: lightgbm, linear and mlp
   families ranked on a 20% validation split, a weighted ensemble when it helps,
   refit on train + validation), T = ``--time-limit`` (default 30 s; it bounds
-  model selection, not prepare or the refit, and the mlp stops only after an
+  model selection and the refit, not prepare, and the mlp stops only after an
   epoch). ``--families lightgbm,linear`` restricts ``model.families`` (the same
   stages through ``launchml.run``, since the estimators do not take it).
 - ``hist_gradient_boosting``: scikit-learn's HistGradientBoosting (defaults;
@@ -35,7 +35,8 @@ classification; fit seconds (wall clock, including launchml's temporary run
 folder). OpenMP/BLAS threads are limited to ``--threads`` (default 1) for every
 contender: on a small shared machine, more threads than free cores make the
 OpenMP fits (HistGradientBoosting, LightGBM) many times slower. launchml's mlp
-trainer still sets torch to all cores. Each set prints mean +- std over seeds,
+runs torch on one thread for tables without text/image columns, on all cores
+otherwise. Each set prints mean +- std over seeds,
 ``launchml - best baseline``, launchml's fit time over the best baseline's, and
 per seed launchml's validation leaderboard and chosen members.
 

@@ -158,3 +158,21 @@ def test_unknown_pretrained_tokenizer_offline_is_a_clear_error(tmp_path, monkeyp
     with pytest.raises(ModelError, match="no-such-org/no-such-model.*local folder"):
         fit_column(_info("review", "text"), pd.Series(REVIEWS),
                    _cfg(tmp_path, tokenizer="no-such-org/no-such-model"))
+
+
+def test_trained_tokenizer_is_the_same_in_every_process(tmp_path):
+    """The vocabulary is built deterministically (the tokenizers trainer is not, on ties)."""
+    import subprocess
+    import sys
+
+    code = ("from launchml.data.text import _train_tokenizer\n"
+            "import json\n"
+            "words = ['coffee', 'great', 'slow', 'order', 'tea', 'cake', 'late', 'fresh']\n"
+            "texts = [' '.join(words[(i * j) % 8] + 's' * (j % 2) for j in range(9))"
+            " for i in range(400)]\n"
+            "print(json.dumps(sorted(_train_tokenizer(texts, 60).get_vocab().items())))\n")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)}
+    assert len(runs) == 1
+    vocab = dict(json.loads(runs.pop()))
+    assert "coffee" in vocab and "##s" in vocab  # whole words, and characters as pieces

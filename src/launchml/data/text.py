@@ -3,12 +3,13 @@
     state = fit_text(name, train_col, options)   # JSON-able, stored in package.json
     ids = transform_text(name, state, col)       # int64 N x max_length
 
-``options.tokenizer`` is 'trained' (a WordPiece tokenizer learned from the
-training text: lowercased, accents stripped, split on whitespace and
-punctuation; [PAD]=0, [UNK]=1, [CLS]=2 and every text starts with [CLS], so
-no row is all padding) or a Hugging Face model name / local folder whose fast
-tokenizer is kept as JSON, together with the model's config so a package can
-rebuild the architecture without the original folder.
+``options.tokenizer`` is 'trained' (a WordPiece tokenizer built from the
+training text, its most frequent words plus every character as a piece;
+lowercased, accents stripped, split on whitespace and punctuation; [PAD]=0,
+[UNK]=1, [CLS]=2 and every text starts with [CLS], so no row is all padding)
+or a Hugging Face model name / local folder whose fast tokenizer is kept as
+JSON, together with the model's config so a package can rebuild the
+architecture without the original folder.
 """
 
 from __future__ import annotations
@@ -33,17 +34,32 @@ def texts(col: pd.Series) -> list[str]:
 
 
 def _train_tokenizer(values: list[str], vocab_size: int) -> Any:
+    """A WordPiece tokenizer whose vocabulary is built here, deterministically.
+
+    The vocabulary: the special tokens, every training character (alone and as a
+    '##' continuation, so no word is ever [UNK] for lack of pieces), then the most
+    frequent whole words (ties by spelling) up to ``vocab_size``. The ``tokenizers``
+    WordPiece trainer is not used: its vocabulary changes from process to process
+    on ties (huggingface/tokenizers#1794), which made identical runs differ.
+    """
+    from collections import Counter
+
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
 
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.Sequence(
         [normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()])
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # whitespace and punctuation
     tok.decoder = decoders.WordPiece()
-    trainer = WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
-                               show_progress=False)
-    tok.train_from_iterator(values, trainer=trainer)
+    counts: Counter[str] = Counter()
+    for value in values:
+        counts.update(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(
+            tok.normalizer.normalize_str(value)))
+    chars = sorted({c for w in counts for c in w})
+    vocab = [*SPECIALS, *chars, *("##" + c for c in chars)]
+    words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
+    vocab += words[:max(vocab_size - len(vocab), 0)]
+    tok.model = models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A", special_tokens=[("[CLS]", tok.token_to_id("[CLS]"))])
     return tok
