@@ -29,7 +29,8 @@ SMILES = ["CCO", "CC(=O)OC1=CC=CC=C1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
 PROTEINS = ["MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTK", "GIVEQCCTSICSLYQLENYCN",
             "FVNQHLCGSHLVEALYLVCGERGFFYTPKT", "MVHLTPEEKSAVTALWGKVNVDEVGGEALGRLLVVYPWTQ",
             "MKTAYIAKQRQISFVKSHFSRQ"]
-SPEC = ModelConfig(text_dim=16, text_layers=1)
+SPEC = ModelConfig(text_encoder="transformer", text_dim=16, text_layers=1)
+BAG = ModelConfig(text_encoder="bag", text_dim=16)  # token + bigram embedding means
 
 
 def _fit(name: str, kind: str, values: list, **options) -> tuple[dict, torch.Tensor]:
@@ -84,7 +85,13 @@ def test_scratch_text_char_and_image_encoders_shapes_and_gradients():
     with pytest.raises(ModelError, match="image_encoder 'vgg'.*seed_cnn"):
         build_encoder("photo", image, SPEC.model_copy(update={"image_encoder": "vgg"}))
     with pytest.raises(ModelError, match="multiple of 4"):
-        build_encoder("review", text, ModelConfig(text_dim=10))
+        build_encoder("review", text, ModelConfig(text_encoder="transformer", text_dim=10))
+    bag = build_encoder("review", text, BAG)
+    out = bag(ids)
+    assert bag.out_dim == 32 and out.shape == (5, 32)
+    out.sum().backward()
+    assert bag.tokens.weight.grad is not None and bag.bigrams.weight.grad is not None
+    assert torch.isfinite(bag(ids[:1] * 0)).all()  # all padding: zeros, not NaN
 
 
 def test_timm_image_encoder():

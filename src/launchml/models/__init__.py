@@ -61,8 +61,12 @@ class ModelConfig(StrictModel):
         "metric (stored in the package), a fixed number, or none (0.5)")
     # -- tables: the neural combiner (mlp) ---------------------------------------
     hidden: list[int] = Field([256, 128], description="mlp: sizes of the shared head's layers")
-    text_dim: int = Field(128, ge=8, description="text columns: transformer width (scratch)")
-    text_layers: int = Field(2, ge=1, description="text columns: transformer layers (scratch)")
+    text_encoder: Literal["transformer", "bag"] = Field(
+        "transformer", description="text columns without a pretrained tokenizer: transformer "
+        "(trained from scratch) or bag (fastText-style means of token and bigram embeddings; "
+        "much cheaper per epoch on CPUs)")
+    text_dim: int = Field(128, ge=8, description="text columns: embedding / transformer width")
+    text_layers: int = Field(2, ge=1, description="text columns: transformer layers")
     lora: bool = Field(False, description="pretrained text model: fine-tune LoRA adapters "
                        "(peft) instead of all weights")
     lora_rank: int = Field(8, ge=1, description="LoRA rank")
