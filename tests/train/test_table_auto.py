@@ -159,3 +159,39 @@ def test_evaluating_a_refit_model_on_validation_is_marked_in_sample(tmp_path):
         "model": {"name": "linear"},
     })
     assert run.metrics["split"] == "validation" and run.metrics["in_sample"] is True
+
+
+def test_a_time_limited_epoch_ends_after_the_current_batch(tmp_path):
+    """model.time_limit cuts the neural family inside a long epoch, not only at its end."""
+    import torch
+    from lightning_fabric import Fabric
+
+    from launchml.runs import RunDir
+    from launchml.tasks import create_task
+    from launchml.train import TrainConfig, Trainer
+    from launchml.train.progress import EpochProgress
+
+    calls = []
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 1)
+
+        def forward(self, numbers):
+            calls.append(len(numbers))
+            return self.linear(numbers)
+
+    trainer = Trainer(TrainConfig(batch_size=4), run=RunDir(tmp_path), seed=0,
+                      resume_key={}, checkpoints=False)
+    fabric = Fabric(accelerator="cpu", devices=1)
+    net = Net()
+    model, opt = fabric.setup(net, torch.optim.SGD(net.parameters(), lr=0.1))
+    data = ({"numbers": torch.randn(40, 3)}, torch.randint(0, 2, (40,)))
+    task = create_task("binary", ["a", "b"])
+    out = trainer.train_loop(fabric, model, opt, None, task, data, 1, EpochProgress(1, 40),
+                             deadline=0.0)  # long past: one batch, then stop
+    assert calls == [4] and out["train_loss"] > 0
+    calls.clear()
+    trainer.train_loop(fabric, model, opt, None, task, data, 2, EpochProgress(1, 40))
+    assert calls == [4] * 10  # without a deadline: the whole epoch

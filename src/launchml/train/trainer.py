@@ -229,7 +229,9 @@ class Trainer:
         for epoch in range(first, cfg.epochs + 1):
             torch.manual_seed(self.seed * 1000 + epoch)  # dropout etc., resumable
             t0 = time.perf_counter()
-            train_metrics = self.train_loop(fabric, model, opt, sched, task, data, epoch, progress)
+            deadline = None if time_limit is None else started + time_limit
+            train_metrics = self.train_loop(fabric, model, opt, sched, task, data, epoch, progress,
+                                            deadline)
             seconds = time.perf_counter() - t0
             row = {"event": "epoch", "epoch": epoch, **train_metrics,
                    **self.val_loop(fabric, model, task, val_data),
@@ -264,7 +266,8 @@ class Trainer:
                            settings=settings)
 
     def train_loop(self, fabric, model, opt, sched, task: Task, data, epoch: int,
-                   progress: EpochProgress) -> dict[str, float]:
+                   progress: EpochProgress, deadline: float | None = None) -> dict[str, float]:
+        """One epoch; past ``deadline`` (a time limit) it ends after the current batch."""
         model.train()
         x, y = data
         n = len(y)
@@ -275,8 +278,12 @@ class Trainer:
         loss_sum = torch.zeros((), device=fabric.device)
         correct = torch.zeros((), device=fabric.device, dtype=torch.long)
         progress.start_epoch(epoch)
+        seen = 0
         for start in range(0, n, self.cfg.batch_size):
+            if deadline is not None and seen and time.perf_counter() > deadline:
+                break
             idx = perm[start:start + self.cfg.batch_size]
+            seen += len(idx)
             xb, yb = self._batch(x, y, idx, fabric.device)
             for k in images:  # an image folder's 'image', or a table's image columns
                 xb[k] = augment(xb[k], aug, gen)
@@ -290,8 +297,8 @@ class Trainer:
             loss_sum += loss.detach() * len(idx)
             correct += task.correct(logits.detach(), yb)
             progress.advance(len(idx))
-        return {"train_loss": round(loss_sum.item() / n, 6),
-                "train_accuracy": round(correct.item() / n, 6)}
+        return {"train_loss": round(loss_sum.item() / seen, 6),
+                "train_accuracy": round(correct.item() / seen, 6)}
 
     @torch.inference_mode()
     def val_loop(self, fabric, model, task: Task, data) -> dict[str, float]:
