@@ -20,6 +20,17 @@ MOLECULES = ["CCO", "CC(=O)OC1=CC=CC=C1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
              "C(C(=O)O)N", "CCN(CC)CC", "C1CCCCC1", "OCC(O)CO", "CNC", "C1=CC=NC=C1"]
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
+SAMPLE_REVIEWS = [
+    "The battery lasts all day and the screen is bright.",
+    "Terrible sound, the speaker crackles at any volume.",
+    "Great value for the price, would buy again!",
+    "Stopped working after two weeks. Very disappointed.",
+    "Fast delivery and the case fits perfectly.",
+    "The charger broke on the first day, awful quality.",
+    "Comfortable headphones with a long cable.",
+    "Screen scratches easily; not worth the money.",
+]
+
 
 def reviews(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -68,3 +79,27 @@ def image_table(root: Path, n: int = 120, seed: int = 0) -> Path:
     path = root / "photos.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
+
+
+def save_tiny_bert(folder: Path, texts: list[str]) -> Path:
+    """A 2-layer BERT (hidden 32) and its WordPiece tokenizer, saved like a hub model
+    (no downloads); seeded, so its random "pretrained" weights never depend on test order."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=300, special_tokens=specials,
+                                                    show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    BertTokenizerFast(tokenizer_object=tok).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder)
+    return folder

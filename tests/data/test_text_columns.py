@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from tests.tables_data import SAMPLE_REVIEWS
 from tokenizers import Tokenizer
 
 from launchml import InputError, ModelError
@@ -18,16 +19,7 @@ from launchml.data.preprocess import fit_column, fit_table, transform_table
 from launchml.data.table_adapter import TableConfig, prepare_table
 from launchml.runs import RunDir
 
-REVIEWS = [
-    "The battery lasts all day and the screen is bright.",
-    "Terrible sound, the speaker crackles at any volume.",
-    "Great value for the price, would buy again!",
-    "Stopped working after two weeks. Very disappointed.",
-    "Fast delivery and the case fits perfectly.",
-    "The charger broke on the first day, awful quality.",
-    "Comfortable headphones with a long cable.",
-    "Screen scratches easily; not worth the money.",
-]
+REVIEWS = SAMPLE_REVIEWS
 SMILES = {
     "ethanol": "CCO",
     "aspirin": "CC(=O)OC1=CC=CC=C1C(=O)O",

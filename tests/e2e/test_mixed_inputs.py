@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tests.tables_data import drug_target_pairs, image_table, reviews
+from tests.tables_data import drug_target_pairs, image_table, reviews, save_tiny_bert
 
 import launchml
 from launchml.deploy.predictor import Predictor
@@ -77,34 +77,11 @@ def test_image_text_and_numbers_in_one_model(tmp_path):
     assert [p["label"] for p in pred] == frame["label"].head(2).tolist()
 
 
-def _tiny_bert(folder):
-    """A tiny BERT and its fast tokenizer, saved locally (no downloads)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=[
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok.train_from_iterator(reviews(200, seed=5)["review"].tolist(), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    fast.save_pretrained(folder)
-    import torch
-
-    torch.manual_seed(0)  # the random "pretrained" weights are the same whatever ran before
-    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    BertModel(cfg).save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize("lora", [False, True])
 def test_pretrained_text_model_fine_tuned_from_a_local_folder(tmp_path, lora):
     path = tmp_path / "reviews.csv"
     reviews(240).to_csv(path, index=False)
-    bert = _tiny_bert(tmp_path / "tiny-bert")
+    bert = save_tiny_bert(tmp_path / "tiny-bert", reviews(200, seed=5)["review"].tolist())
     run = _run(tmp_path, "bert", path, "label", data={"tokenizer": str(bert)},
                model={"name": "mlp", "lora": lora, "refit": False},
                train={"epochs": 12, "learning_rate": 1e-2 if lora else 3e-3},

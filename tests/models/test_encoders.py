@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.tables_data import SAMPLE_REVIEWS, save_tiny_bert
 
 from launchml import ModelError
 from launchml.data.columns import ColumnInfo
@@ -17,13 +18,7 @@ from launchml.data.table_adapter import TableConfig
 from launchml.models import ModelConfig
 from launchml.models.encoders import build_encoder
 
-REVIEWS = [
-    "The battery lasts all day and the screen is bright.",
-    "Terrible sound, the speaker crackles at any volume.",
-    "Great value for the price, would buy again!",
-    "Stopped working after two weeks. Very disappointed.",
-    "Fast delivery and the case fits perfectly.",
-]
+REVIEWS = SAMPLE_REVIEWS[:5]
 SMILES = ["CCO", "CC(=O)OC1=CC=CC=C1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
           "CC(C)CC1=CC=C(C=C1)C(C)C(=O)O", "CC(=O)NC1=CC=C(C=C1)O"]
 PROTEINS = ["MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTK", "GIVEQCCTSICSLYQLENYCN",
@@ -43,26 +38,7 @@ def _fit(name: str, kind: str, values: list, **options) -> tuple[dict, torch.Ten
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    """A 2-layer BERT (hidden 32) and its WordPiece tokenizer, saved like a hub model."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(REVIEWS, WordPieceTrainer(vocab_size=300, special_tokens=specials,
-                                                      show_progress=False))
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    BertTokenizerFast(tokenizer_object=tok).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), REVIEWS)
 
 
 def test_scratch_text_char_and_image_encoders_shapes_and_gradients():

@@ -105,8 +105,9 @@ class Predictor:
         for s in range(0, n, self.batch_size):
             batch = {k: np.ascontiguousarray(v[s:s + self.batch_size]) for k, v in arrays.items()}
             if self.engine == "onnx":
-                feed = {k: v.astype(np.float32) for k, v in batch.items()}
-                outs.append(self._session.run(None, feed)[0])
+                from launchml.models.table_families import onnx_run
+
+                outs.append(onnx_run(self._session, batch))  # each input in its graph dtype
             else:
                 with torch.inference_mode():
                     t = {k: torch.from_numpy(v.astype(np.float32)) for k, v in batch.items()}

@@ -13,7 +13,6 @@ probabilities (values for regression) with those weights.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,9 +339,3 @@ class Ensemble:
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         return combine(self.task, [m.predict_raw(arrays) for m in self.members], self.weights)
-
-
-def timed(fn: Any, *args: Any) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - t0
