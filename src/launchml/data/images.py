@@ -215,13 +215,28 @@ def decode_files(
         for i, digest, err in pool.map(one, range(len(files))):
             digests[i] = digest
             if err is not None:
-                if on_bad_file == "error":
-                    raise DataError(
-                        f"{err}. Fix: delete or replace '{files[i]}', or set "
-                        "data.on_bad_file: skip to leave bad files out (they are listed)."
-                    )
                 skipped.append({"file": files[i], "error": err})
+    if skipped and on_bad_file == "error":
+        raise DataError(_bad_files_message(skipped))
     return digests, skipped
+
+
+MAX_LISTED_BAD_FILES = 20
+
+
+def _bad_files_message(bad: list[dict[str, str]]) -> str:
+    """One message naming every bad file (the first ``MAX_LISTED_BAD_FILES``, then a count)."""
+    skip = "or set data.on_bad_file: skip to leave bad files out (they are listed)."
+    if len(bad) == 1:
+        return f"{bad[0]['error']}. Fix: delete or replace '{bad[0]['file']}', {skip}"
+    shown = bad[:MAX_LISTED_BAD_FILES]
+    lines = [f"{len(bad)} image files cannot be read:"]
+    lines += [f"  - {b['error']}" if b["file"] in b["error"] else f"  - '{b['file']}': {b['error']}"
+              for b in shown]
+    if len(bad) > len(shown):
+        lines.append(f"  ... and {len(bad) - len(shown)} more")
+    lines.append(f"Fix: delete or replace these files, {skip}")
+    return "\n".join(lines)
 
 
 def class_counts(labels: list[str] | np.ndarray, classes: list[str]) -> dict[str, int]:

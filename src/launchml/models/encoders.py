@@ -21,6 +21,7 @@ no download, and a pretrained text model from the config kept in the state
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -157,12 +158,22 @@ def _hf(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool
         config = dict(state["hf_config"])
         model = AutoModel.from_config(AutoConfig.for_model(**config))
     else:
+        from launchml.models.timm_family import hub_cache_only, offline_reason
+
+        # a hub name offline: the local cache or an error at once, not a minute of retries
+        offline = None if Path(name).is_dir() else offline_reason()
         try:
-            model = AutoModel.from_pretrained(name)
+            if offline:
+                with hub_cache_only():
+                    model = AutoModel.from_pretrained(name, local_files_only=True)
+            else:
+                model = AutoModel.from_pretrained(name)
         except (OSError, ValueError, ConnectionError) as e:
+            why = (f"offline: {offline}; not in the local cache" if offline else
+                   f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             raise ModelError(
                 f"column '{column}' (text): the model '{name}' could not be loaded "
-                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Fix: set "
+                f"({why}). Fix: set "
                 "data.tokenizer to a local folder holding the model (save_pretrained), or run "
                 "with network access so it is downloaded once."
             ) from e

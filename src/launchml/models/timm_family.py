@@ -6,12 +6,25 @@ weights from the Hugging Face Hub), a hub name (``timm/resnet18.a1_in1k`` or
 .pth / .bin). Offline, a missing download is a
 ``ModelError`` that says how to use a local file instead. When pretrained
 weights are used, the model normalizes inputs with their mean/std.
+
+Offline is detected before any download (``offline_reason``): HF_HUB_OFFLINE
+says so at once, else one TCP connection to the weights' host must open within
+``NETWORK_CHECK_S`` seconds. Offline, weights already in the local cache still
+load; missing ones fail at once instead of after a minute of download retries.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from torch import nn
 
@@ -37,6 +50,133 @@ def _is_hub_name(value: str) -> bool:
     p = Path(value)
     return (value.count("/") == 1 and not p.exists() and not value.startswith((".", "/", "~"))
             and p.suffix not in WEIGHT_SUFFIXES)
+
+
+NETWORK_CHECK_S = 2.0
+_CHECK_TTL_S = 30.0  # one check serves the tokenizer, the model and every column for a while
+_checks: dict[tuple[str, int], tuple[float, bool]] = {}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_offline_flag() -> bool:
+    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, as huggingface_hub read them or as set since."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - a dependency of timm and transformers
+        constants = None
+    return (bool(constants is not None and constants.HF_HUB_OFFLINE)
+            or _truthy(os.environ.get("HF_HUB_OFFLINE"))
+            or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")))
+
+
+def _hub_endpoint() -> str:
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return constants.ENDPOINT
+
+
+def _target(url: str) -> tuple[str, int]:
+    """The host and port a download of ``url`` connects to: the URL's own, or its proxy's."""
+    parts = urlsplit(url)
+    host, scheme = parts.hostname or "", parts.scheme or "https"
+    port = parts.port or (443 if scheme == "https" else 80)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(host):
+        p = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        if p.hostname:
+            return p.hostname, p.port or (443 if p.scheme == "https" else 80)
+    return host, port
+
+
+def _can_connect(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection opens within ``timeout`` s, the name lookup included."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    # a thread bounds the DNS lookup too, which socket timeouts do not cover
+    thread = threading.Thread(target=probe, name="launchml-network-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def offline_reason(url: str | None = None) -> str | None:
+    """Why downloading ``url`` (default: the Hugging Face Hub) cannot work now, or None.
+
+    Called before a download so an offline machine gets its error at once: a
+    download itself retries for about a minute before it gives up. Proxies
+    (HTTPS_PROXY, NO_PROXY) are honoured: the proxy is what must answer.
+    """
+    if url is None and _hub_offline_flag():
+        return "HF_HUB_OFFLINE is set"
+    host, port = _target(url or _hub_endpoint())
+    if not host:
+        return None
+    now = time.monotonic()
+    seen = _checks.get((host, port))
+    if seen is None or now - seen[0] > _CHECK_TTL_S:
+        seen = (now, _can_connect(host, port, NETWORK_CHECK_S))
+        _checks[(host, port)] = seen
+    if seen[1]:
+        return None
+    return f"no connection to {host}:{port} within {NETWORK_CHECK_S:g} s"
+
+
+@contextmanager
+def hub_cache_only() -> Iterator[None]:
+    """Hugging Face Hub downloads read the local cache only, and fail at once on a miss.
+
+    Sets huggingface_hub's offline switch for the block (model building is single-threaded).
+    """
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+def _weights_url(timm, arch: str) -> str | None:
+    """Where timm downloads the default weights of ``arch`` from: None for the Hugging Face Hub."""
+    if arch.startswith("hf-hub:"):
+        return None
+    cfg = timm.models.get_pretrained_cfg(arch)
+    if cfg is not None and not cfg.hf_hub_id and cfg.url:
+        return cfg.url
+    return None
+
+
+def _in_torch_cache(url: str) -> bool:
+    """Whether timm finds ``url``'s file in its download cache (torch hub checkpoints)."""
+    import torch
+
+    name = os.path.basename(urlsplit(url).path)
+    return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
+
+
+def _pretrained_error(spec: ModelConfig, e: Exception | str) -> ModelError:
+    why = e if isinstance(e, str) else f"{type(e).__name__}: {e}"
+    return ModelError(
+        f"could not load pretrained weights for '{spec.name}' ({why}). "
+        "If this machine is offline, download the weights once elsewhere (e.g. "
+        "timm.create_model(..., pretrained=True) then save_file(model.state_dict(), "
+        "'w.safetensors')) and set model.pretrained to that local file; or set "
+        "model.pretrained: false."
+    )
 
 
 @register_family("timm")
@@ -66,18 +206,23 @@ def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
                "See timm.list_models() for the names.")
         )
     load = bool(pretrained)
+    offline = None
+    if load and "pretrained_cfg_overlay" not in kwargs:  # a download, not a local file
+        url = _weights_url(timm, arch)
+        offline = offline_reason(url)
+        if offline and url is not None and not _in_torch_cache(url):
+            raise _pretrained_error(spec, f"offline: {offline}; not in the download cache")
     try:
-        net = timm.create_model(arch, pretrained=load, **kwargs)
+        if offline:  # cached weights still load; a cache miss fails at once
+            with hub_cache_only():
+                net = timm.create_model(arch, pretrained=load, **kwargs)
+        else:
+            net = timm.create_model(arch, pretrained=load, **kwargs)
     except (OSError, RuntimeError, ValueError, ConnectionError) as e:
         if not load:
             raise ModelError(f"timm could not build '{arch}': {e}") from e
-        raise ModelError(
-            f"could not load pretrained weights for '{spec.name}' ({type(e).__name__}: {e}). "
-            "If this machine is offline, download the weights once elsewhere (e.g. "
-            "timm.create_model(..., pretrained=True) then save_file(model.state_dict(), "
-            "'w.safetensors')) and set model.pretrained to that local file; or set "
-            "model.pretrained: false."
-        ) from e
+        why = f"offline: {offline}; not in the local cache" if offline else e
+        raise _pretrained_error(spec, why) from e
     if load:
         cfg = net.pretrained_cfg
         mean, std = list(cfg.get("mean", (0.0,))), list(cfg.get("std", (1.0,)))
