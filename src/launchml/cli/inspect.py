@@ -16,6 +16,9 @@ def inspect(
     target: str | None = typer.Option(None, "--target", help="the column to predict"),
     delimiter: str | None = typer.Option(None, "--delimiter", help="default: sniffed"),
     encoding: str | None = typer.Option(None, "--encoding", help="default: detected"),
+    decimal: str | None = typer.Option(
+        None, "--decimal", help="the numbers' decimal separator, '.' or ','; default: detected "
+        "(as data.decimal)"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the report here"),
 ) -> None:
     """Print each column's inferred type and the reason (identifiers and constants are dropped)."""
@@ -26,7 +29,7 @@ def inspect(
     from launchml.data.tables import read_table
     from launchml.runs import write_json
 
-    df, info = read_table(table, delimiter=delimiter, encoding=encoding)
+    df, info = read_table(table, delimiter=delimiter, encoding=encoding, decimal=decimal)
     columns = infer_columns(df, target=target)
     out = Console(highlight=False, soft_wrap=True)
     details = ", ".join(f"{k} {v!r}" for k, v in info.items() if k not in ("path",))

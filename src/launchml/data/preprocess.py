@@ -10,7 +10,10 @@ category  int64 codes by training frequency (0 = missing or unseen, capped at
           MAX_CATEGORIES with the rest as one 'other' code)
 boolean   float32 0/1, missing as 0.5
 datetime  float32 features: year, month, day, weekday, hour, and days since
-          the training minimum (missing: training medians)
+          the training minimum (missing: training medians), each standardized with
+          the training mean and std; read with the column's one day/month order
+          (and exact format) found in training; a value that is not a date, or a
+          bare number (20240301), is an error
 text      int64 token ids N x L (data/text.py: a trained or pretrained tokenizer)
 molecule, protein
           int64 character ids N x L (data/sequences.py)
@@ -20,6 +23,7 @@ image     uint8 pixels N x H x W x C decoded from file paths (relative paths are
 
 from __future__ import annotations
 
+import difflib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from launchml.data.columns import (
     MAX_CATEGORIES,
     ColumnInfo,
     category_key,
+    date_format,
     parse_dates,
     parse_numbers,
 )
@@ -46,7 +51,8 @@ _DATE_PARTS = ("year", "month", "day", "weekday", "hour")
 
 
 def numbers(col: pd.Series, name: str) -> np.ndarray:
-    """float64 values; a non-number is an error naming the column and the data row."""
+    """float64 values; a non-number, or an infinite one ('inf', 1e999), is an error
+    naming the column and the data row."""
     values = parse_numbers(col)
     bad = col.notna() & values.isna()
     if bad.any():
@@ -54,7 +60,51 @@ def numbers(col: pd.Series, name: str) -> np.ndarray:
         raise InputError(f"column '{name}' (number): data row {col.index[pos]} holds "
                          f"{col.iloc[pos]!r}, which is not a number (decimal point '.', "
                          "thousands ','). Fix: correct the value or leave it empty.")
+    infinite = np.isinf(values.to_numpy(dtype=np.float64))
+    if infinite.any():
+        pos = int(np.flatnonzero(infinite)[0])
+        raise InputError(f"column '{name}' (number): data row {col.index[pos]} holds "
+                         f"{col.iloc[pos]!r}, which is not a finite number. Fix: correct the "
+                         "value or leave it empty (a missing value is imputed).")
     return values.to_numpy(dtype=np.float64)
+
+
+def _date_parts(d: pd.Series) -> dict[str, pd.Series]:
+    """year, month, day, weekday, hour of parsed dates (float, NaN where missing)."""
+    return {p: getattr(d.dt, p if p != "weekday" else "day_of_week").astype(float)
+            for p in _DATE_PARTS}
+
+
+def _expected_date(state: dict[str, Any]) -> str:
+    if state.get("format"):
+        return f"dates in the training format {state['format']}"
+    if "dayfirst" in state:
+        return f"dates, {'day' if state['dayfirst'] else 'month'} first in d/m/y forms"
+    return "dates"
+
+
+def dates(col: pd.Series, name: str, state: dict[str, Any], *, training: bool = False
+          ) -> pd.Series:
+    """Parsed dates as training read them; a value that is not a date (or a bare number
+    where the training dates had separators) is an error naming the column and row:
+    an InputError, or in the training rows a DataError."""
+    # a state saved before the order was fitted: decided from these values, as then
+    d = parse_dates(col, state.get("dayfirst"), state.get("format"))
+    bad = col.notna() & d.isna()
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        v = col.iloc[pos]
+        what = ("a bare number, not a date" if isinstance(v, int | float | np.number)
+                or str(v).strip().lstrip("+-").replace(".", "", 1).isdigit()
+                else "not a date")
+        where = f"column '{name}' (datetime): data row {col.index[pos]} holds {v!r}, which is"
+        if training:
+            raise DataError(f"{where} {what} (the column holds {_expected_date(state)}). "
+                            "Fix: correct the value or leave it empty, or set "
+                            f"data.column_types: {{'{name}': 'category'}}.")
+        raise InputError(f"{where} {what}; the model reads {_expected_date(state)}. Fix: "
+                         "send the date as text in that form, or leave it empty.")
+    return d
 
 
 def _image_path(value: Any, base_dir: Path | None) -> Any:
@@ -134,14 +184,26 @@ def fit_column(info: ColumnInfo, col: pd.Series, options: Any = None) -> dict[st
     if kind == "boolean":
         return {"type": kind}
     if kind == "datetime":
-        d = parse_dates(col).dropna()
+        fmt = date_format(col)
+        if fmt.conflict is not None:
+            values = col.dropna()
+            day, month = fmt.conflict
+            raise DataError(f"column '{info.name}' (datetime): data row {values.index[day]} "
+                            f"holds {values.iloc[day]!r} (day first) but data row "
+                            f"{values.index[month]} holds {values.iloc[month]!r} (month "
+                            "first). Fix: write every date in one order (YYYY-MM-DD is "
+                            "unambiguous).")
+        state = {"type": kind, "dayfirst": fmt.dayfirst, "format": fmt.format}
+        d = dates(col, info.name, state, training=True).dropna()
         if d.empty:
             raise DataError(f"column '{info.name}' (datetime) has no parseable dates in train")
-        parts = {p: float(getattr(d.dt, p if p != "weekday" else "dayofweek").median())
-                 for p in _DATE_PARTS}
-        days = (d - d.min()).dt.total_seconds() / 86400.0
-        parts["days"] = float(days.median())
-        return {"type": kind, "origin": d.min().isoformat(), "medians": parts}  # UTC, no zone
+        values = _date_parts(d)
+        values["days"] = (d - d.min()).dt.total_seconds() / 86400.0
+        medians = {p: float(v.median()) for p, v in values.items()}
+        # every part is standardized, as numbers are: the mlp sees no raw years
+        scale = {p: [float(v.mean()), float(v.std(ddof=0)) or 1.0] for p, v in values.items()}
+        return {**state, "origin": d.min().isoformat(), "medians": medians,  # UTC, no zone
+                "scale": scale}
     if kind == "text":
         return fit_text(info.name, col, options)
     if kind in ("molecule", "protein"):
@@ -188,13 +250,17 @@ def transform_column(name: str, state: dict[str, Any], col: pd.Series, *,
             return 1.0 if s in _TRUE else 0.0
         return {name: np.array([one(v) for v in col], dtype=np.float32)}
     if kind == "datetime":
-        d = parse_dates(col)
+        d = dates(col, name, state)
+        values = _date_parts(d)
+        values["days"] = (d - pd.Timestamp(state["origin"])).dt.total_seconds() / 86400.0
+        scale = state.get("scale", {})  # absent in packages saved before: raw parts, as then
         out = {}
-        for p in _DATE_PARTS:
-            values = getattr(d.dt, p if p != "weekday" else "dayofweek").astype(float)
-            out[f"{name}:{p}"] = values.fillna(state["medians"][p]).to_numpy(dtype=np.float32)
-        days = (d - pd.Timestamp(state["origin"])).dt.total_seconds() / 86400.0
-        out[f"{name}:days"] = days.fillna(state["medians"]["days"]).to_numpy(dtype=np.float32)
+        for p, v in values.items():
+            x = v.fillna(state["medians"][p]).to_numpy(dtype=np.float64)
+            if p in scale:
+                mean, std = scale[p]
+                x = (x - mean) / std
+            out[f"{name}:{p}"] = x.astype(np.float32)
         return out
     raise DataError(f"column '{name}': unknown preprocessor type '{kind}'")
 
@@ -213,8 +279,18 @@ def transform_table(states: dict[str, dict[str, Any]], df: pd.DataFrame, *,
                     base_dir: Path | None = None) -> dict[str, np.ndarray]:
     missing = [c for c in states if c not in df.columns]
     if missing:
-        raise InputError(f"input is missing required column(s) {missing}; the model was "
-                         f"trained on {list(states)}. Fix: add them (empty values are allowed).")
+        unknown = [str(c) for c in df.columns if c not in states]
+        hints = []
+        for c in missing:  # a misspelled field: 'incom' for 'income'
+            close = difflib.get_close_matches(str(c), unknown, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"the input has '{close[0]}': did you mean '{c}'?")
+                unknown.remove(close[0])
+        raise InputError(f"input is missing required column(s) {missing}"
+                         + (f" ({'; '.join(hints)})" if hints else "")
+                         + f"; the model was trained on {list(states)}. Fix: add them (empty "
+                         "values are allowed)" + (", or correct the field names." if hints
+                                                  else "."))
     out: dict[str, np.ndarray] = {}
     for name, state in states.items():
         out.update(transform_column(name, state, df[name], base_dir=base_dir))

@@ -3,6 +3,10 @@ Parquet, JSON Lines, or a pandas DataFrame.
 
 ``read_table`` reads a whole table (training); ``iter_table`` reads the same
 files the same way in chunks of rows (prediction), so memory stays bounded.
+A CSV whose numbers use decimal commas ('23,5'; ';'-separated, as spreadsheets
+in many locales write them) is detected from every value of its columns, or set
+with ``decimal``; what stays ambiguous is noted per column (``NOTES``) and shown
+in the inferred type's reason.
 Every failure names the file, the line or byte, and the fix; nothing is
 silently dropped (a ragged row is an error, not a skipped line).
 """
@@ -19,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from launchml.errors import DataError
+from launchml.data.columns import _COMMA_NUMBER, NOTES, parse_numbers
+from launchml.errors import ConfigError, DataError
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
            ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -169,17 +174,126 @@ def _csv_errors(path: Path, sep: str, read: Callable[[], Any]) -> Any:
         raise DataError(f"'{path}' is empty. Fix: a header line and at least one row.") from None
 
 
-def _read_csv(path: Path, kind: str, delimiter: str | None, encoding: str | None):
+_THOUSANDS_COMMA = r"[-+]?\d{1,3}(,\d{3})+"  # '1,500': 1.5 with a decimal comma, or 1500
+_THOUSANDS_DOT = r"[-+]?[1-9]\d{0,2}(\.\d{3})+"  # '1.500': 1.5, or 1500 with a decimal comma
+
+
+def _comma_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """The text columns whose every value is a number with a decimal comma ('23,5',
+    '1.234,5'): {column: its values holding a comma}."""
+    out = {}
+    for name in df.columns:
+        col = df[name]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        values = col.dropna()
+        if values.empty or not isinstance(values.iloc[0], str) \
+                or not _COMMA_NUMBER.match(values.iloc[0].strip()) \
+                or not all(isinstance(v, str) for v in values):
+            continue
+        text = values.str.strip()
+        if not text.str.fullmatch(_COMMA_NUMBER.pattern).all():
+            continue
+        comma = text[text.str.contains(",", regex=False)]
+        if len(comma):
+            out[name] = comma
+    return out
+
+
+def _unsure(comma: pd.Series) -> bool:
+    """True when every comma value could be a thousands separator too ('1,500')."""
+    return bool(comma.str.fullmatch(_THOUSANDS_COMMA).all())
+
+
+def _decide_decimal(df: pd.DataFrame, sep: str, decimal: str | None) -> tuple[str, str]:
+    """(decimal separator, reason) of a CSV, decided from every value of its columns."""
+    if decimal is not None:
+        if decimal not in (".", ","):
+            raise ConfigError(f"data.decimal is {decimal!r}; it is '.' or ',' (or unset: "
+                              "detected). Fix: set one of them.")
+        return decimal, "set in the config"
+    if sep == ",":
+        return ".", "',' separates the fields"
+    columns = _comma_columns(df)
+    sure = [name for name, comma in columns.items() if not _unsure(comma)]
+    if sure:
+        return ",", (f"column '{sure[0]}' holds numbers with a decimal comma in every row "
+                     f"(e.g. {columns[sure[0]].iloc[0]!r})")
+    if columns and sep == ";":
+        name = next(iter(columns))
+        return ",", (f"';'-separated, and column '{name}' holds numbers like "
+                     f"{columns[name].iloc[0]!r} in every row (read as a decimal comma)")
+    return ".", "no column holds numbers with decimal commas"
+
+
+def _apply_decimal(df: pd.DataFrame, decimal: str) -> dict[str, str]:
+    """Decimal-comma text columns -> numbers, in place; {column: note} for the unsure ones."""
+    notes = {}
+    if decimal != ",":
+        return notes
+    for name, comma in _comma_columns(df).items():
+        df[name] = parse_numbers(df[name], ",")
+        if _unsure(comma):
+            v = comma.iloc[0]
+            notes[name] = (f"ambiguous: ',' read as the decimal point ({v!r} = "
+                           f"{float(v.replace(',', '.')):g}), but every such value could use "
+                           f"',' for thousands instead ({v!r} = {float(v.replace(',', '')):g}); "
+                           "if it does, set data.decimal: '.'")
+    return notes
+
+
+def _dot_notes(text: str, sep: str, df: pd.DataFrame) -> dict[str, str]:
+    """Decimal-comma files: number columns whose '.' values all look like thousands groups."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    if not floats:
+        return {}
+    try:
+        raw = pd.read_csv(io.StringIO(text), sep=sep, engine="c", dtype=str, usecols=floats)
+    except (ValueError, pd.errors.ParserError):  # notes only: the table itself was read
+        return {}
+    notes = {}
+    for name in floats:
+        values = raw[name].dropna().str.strip()
+        dotted = values[values.str.contains(".", regex=False)]
+        if len(dotted) and dotted.str.fullmatch(_THOUSANDS_DOT).all():
+            v = dotted.iloc[0]
+            notes[name] = (f"'.' read as the decimal point ({v!r} = {float(v):g}) though the "
+                           f"file's decimal separator is ','; if '.' groups thousands here "
+                           f"({v!r} = {float(v.replace('.', '')):g}), remove the dots from "
+                           "the values")
+    return notes
+
+
+def _read_csv(path: Path, kind: str, delimiter: str | None, encoding: str | None,
+              decimal: str | None = None):
     text, info = _decode(path, path.read_bytes(), encoding)
     sep = delimiter or ("\t" if kind == "tsv" else _sniff_delimiter(text))
     df = _csv_errors(path, sep, lambda: pd.read_csv(io.StringIO(text), sep=sep, engine="c"))
-    return df, {**info, "delimiter": sep}
+    decimal, why = _decide_decimal(df, sep, decimal)
+    notes = _apply_decimal(df, decimal)
+    if decimal == ",":
+        notes = {**_dot_notes(text, sep, df), **notes}
+    if notes:
+        df.attrs[NOTES] = notes
+    return df, {**info, "delimiter": sep, "decimal": decimal, "decimal_reason": why}
+
+
+def _head_decimal(head: str, sep: str, decimal: str | None) -> str:
+    """The decimal separator of a file, decided from its sniffed head as read_table decides."""
+    if decimal is not None or sep == ",":
+        return _decide_decimal(pd.DataFrame(), sep, decimal)[0]
+    try:  # whole lines only: the head may end inside a row
+        df = pd.read_csv(io.StringIO(head[: head.rfind("\n") + 1]), sep=sep, engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        return "."
+    return _decide_decimal(df, sep, None)[0]
 
 
 def _iter_csv(path: Path, kind: str, delimiter: str | None, encoding: str | None,
-              chunk_rows: int) -> Iterator[pd.DataFrame]:
+              chunk_rows: int, decimal: str | None = None) -> Iterator[pd.DataFrame]:
     head, info = _sniff_file(path, encoding)
     sep = delimiter or ("\t" if kind == "tsv" else _sniff_delimiter(head))
+    decimal = _head_decimal(head, sep, decimal)
 
     def chunks() -> Iterator[pd.DataFrame]:
         with open(path, encoding=info["encoding"], newline="") as f:
@@ -187,6 +301,7 @@ def _iter_csv(path: Path, kind: str, delimiter: str | None, encoding: str | None
                                                                 chunksize=chunk_rows))
             with reader:  # pandas numbers each chunk's rows on from the previous chunk
                 while (chunk := _csv_errors(path, sep, lambda: next(reader, None))) is not None:
+                    _apply_decimal(chunk, decimal)
                     yield chunk
 
     return chunks()
@@ -318,14 +433,20 @@ def read_table(
     *,
     delimiter: str | None = None,
     encoding: str | None = None,
+    decimal: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read a table; return it with what was detected (format, encoding, delimiter)."""
+    """Read a table; return it with what was detected (format, encoding, delimiter,
+    decimal separator).
+
+    ``decimal``: CSV/TSV numbers' decimal separator, '.' or ','; None: detected
+    (',' when every value of a text column is a number with a decimal comma).
+    """
     if isinstance(source, pd.DataFrame):
         df, info = source.copy(), {"format": "dataframe"}
     else:
         path, kind = _table_path(source)
         if kind in ("csv", "tsv"):
-            df, info = _read_csv(path, kind, delimiter, encoding)
+            df, info = _read_csv(path, kind, delimiter, encoding, decimal)
         elif kind == "jsonl":
             df, info = _read_jsonl(path, encoding)
         else:
@@ -343,11 +464,13 @@ def iter_table(
     chunk_rows: int = CHUNK_ROWS,
     delimiter: str | None = None,
     encoding: str | None = None,
+    decimal: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Read a table ``chunk_rows`` rows at a time, never holding the whole file.
 
     Files are read as ``read_table`` reads them (the same formats, the same sniffed
-    delimiter and encoding, the same errors); each chunk's index numbers its rows
+    delimiter, encoding and decimal separator (from the file's head), the same
+    errors); each chunk's index numbers its rows
     in the whole table (0, 1, ... on from the previous chunk). The path, the format
     and the encoding are checked now; bad rows fail when their chunk is reached.
 
@@ -363,7 +486,7 @@ def iter_table(
         path, kind = _table_path(source)
         where = str(path)
         if kind in ("csv", "tsv"):
-            chunks = _iter_csv(path, kind, delimiter, encoding, chunk_rows)
+            chunks = _iter_csv(path, kind, delimiter, encoding, chunk_rows, decimal)
         elif kind == "jsonl":
             chunks = _iter_jsonl(path, encoding, chunk_rows)
         else:
