@@ -38,11 +38,18 @@ def test_table_variant_serves_with_engine_auto_and_rerun_drops_stale_variants(tm
     assert auto.engine == "onnx"
     assert auto.predict(x) == Predictor.load(variant, engine="onnx").predict(x)
 
-    again = launchml.run({**cfg, "model": {"name": "lightgbm"}})
+    # a second run of a trained table run is refused (it once replaced the model silently)
+    with pytest.raises(launchml.RunError, match="already has a trained model"):
+        launchml.run({**cfg, "model": {"name": "lightgbm"}})
+    assert (run.model_dir / "weights.safetensors").exists()
+    again = launchml.run({**cfg, "model": {"name": "lightgbm"}}, overwrite=True)
     meta = json.loads((again.model_dir / "package.json").read_text())
     assert [m["family"] for m in meta["model"]["members"]] == ["lightgbm"]
     assert meta["files"]["onnx"] is None
     assert "variants" not in meta["metrics"]
+    # a replaced package keeps no file of the model it replaced
+    assert sorted(p.name for p in again.model_dir.iterdir()) == [
+        "model.lgb.features.json", "model.lgb.txt", "package.json"]
 
 
 def test_pretrained_image_encoder_normalization_survives_the_package(tmp_path):
@@ -53,7 +60,7 @@ def test_pretrained_image_encoder_normalization_survives_the_package(tmp_path):
     from safetensors.torch import save_file
 
     from launchml.config import RunConfig
-    from launchml.models.table_families import FitContext, MLPFamily, TorchMember
+    from launchml.models.families import FitContext, MLPFamily, TorchMember
     from launchml.runs import RunDir
     from launchml.tasks import create_task
 
@@ -92,10 +99,14 @@ def test_fit_does_not_silently_replace_an_earlier_run(tmp_path):
     b["z"] = b.u * 3
     out = str(tmp_path / "runs")
     first = launchml.fit(a, target="y", output_dir=out, model="linear")
-    with pytest.raises(launchml.RunError, match="already holds a trained model"):
-        launchml.fit(b, target="z", output_dir=out, model="linear")
+    # unnamed, as in a notebook: a second fit makes a second folder (AutoGluon does too)
+    second = launchml.fit(b, target="z", output_dir=out, model="linear")
+    assert second.dir.root.name == "dataframe-2" and first.dir.root.name == "dataframe"
     assert first.predictor.task.name == "binary"
-    assert launchml.fit(b, target="z", output_dir=out, model="linear",
+    assert second.predictor.task.name == "regression"
+    with pytest.raises(launchml.RunError, match="already holds a trained model"):
+        launchml.fit(b, target="z", output_dir=out, model="linear", name="dataframe")
+    assert launchml.fit(b, target="z", output_dir=out, model="linear", name="dataframe",
                         overwrite=True).predictor.task.name == "regression"
 
 

@@ -101,9 +101,20 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
     if not is_frame and not isinstance(data, str | Path):
         raise TypeError(f"fit() takes a table file path or a pandas DataFrame; got "
                         f"{type(data).__name__}")
-    name = options.get("name") or _folder_name("dataframe" if is_frame else Path(data).stem)
     output_dir = str(options.get("output_dir", "runs"))
     overwrite = bool(options.get("overwrite", False))
+    name = options.get("name")
+    if not name:  # like AutoGluon: a second fit makes a new folder and says where
+        stem = _folder_name("dataframe" if is_frame else Path(data).stem)
+        name, k = stem, 1
+        while not overwrite and (Path(output_dir) / name).exists():
+            k += 1
+            name = f"{stem}-{k}"
+        if k > 1:
+            from launchml import console
+
+            console.info(f"fit: '{Path(output_dir) / stem}' exists; this run is "
+                         f"'{Path(output_dir) / name}' (name=... to choose one)")
     model = options.get("model", "auto")
     model = dict(model) if isinstance(model, dict) else {"name": model}
     if options.get("time_limit") is not None:

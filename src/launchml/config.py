@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from launchml.configbase import StrictModel, validate
 from launchml.data.images import ImageFolderConfig
@@ -26,6 +26,18 @@ from launchml.train.trainer import TrainConfig
 
 CONFIG_VERSION = 1
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+# defaults that depend on the kind of source, filled into the config before validation so
+# the saved config.yaml says what the run did (a table's neural member trains longer, with
+# larger batches and AdamW; image networks as the article's example)
+KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "table": {"train": {"epochs": 100, "patience": 10, "batch_size": 128,
+                        "optimizer": "adamw", "weight_decay": 1e-4},
+              "model": {"refit": True}},
+    # the article's example: the best epoch's network, decided at 0.5
+    "image_folder": {"train": {}, "model": {"refit": False, "threshold": "none"}},
+}
 
 
 def _data_kind(value: Any) -> str:
@@ -50,6 +62,18 @@ class RunConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
+            return data
+        data = dict(data)
+        for section, defaults in KIND_DEFAULTS[_data_kind(data["data"])].items():
+            given = data.get(section) or {}
+            if isinstance(given, dict):
+                data[section] = {**defaults, **given}
+        return data
 
     @field_validator("name")
     @classmethod

@@ -14,20 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from launchml import console
 from launchml.config import RunConfig
-from launchml.data import ADAPTERS, Prepared, load_prepared
-from launchml.deploy.package import ONNX, load_package, save_package, update_package
+from launchml.data import SOURCES, Prepared, load_prepared
+from launchml.deploy.package import ONNX, load_package, update_package
 from launchml.deploy.predictor import Predictor
 from launchml.errors import ConfigError, RunError
 from launchml.evaluate import evaluate
-from launchml.models import create_model
 from launchml.optimize import optimize
 from launchml.runs import RunDir, atomic_path, read_json
-from launchml.tasks import create_task
-from launchml.train import Trainer, TrainResult, resume_key
+from launchml.train import TrainResult
 
 STAGES = ("prepare", "train", "optimize", "evaluate", "deploy")
 
@@ -67,11 +63,17 @@ def _start(cfg: RunConfig, stages: list[str], resume: bool, overwrite: bool) -> 
     if overwrite and run.root.exists():
         shutil.rmtree(run.root)
     has_ckpt = (run.checkpoints / "last.ckpt").exists()
-    if "train" in stages and has_ckpt and not resume:
+    has_model = (run.model / "package.json").exists()
+    if "train" in stages and not resume and (has_ckpt or has_model):
+        what = "checkpoints" if has_ckpt else "a trained model"
         raise RunError(
-            f"run '{run.root}' already has checkpoints. Fix: --resume to continue it, "
-            "--overwrite to start again, or choose another name."
-        )
+            f"run '{run.root}' already has {what}. Fix: --overwrite (overwrite=True in "
+            "Python) to start again, "
+            + ("--resume (resume=True) to continue it, " if has_ckpt else "")
+            + "or choose another name.")
+    if resume and "train" in stages and not has_ckpt:
+        raise RunError(f"--resume: '{run.checkpoints / 'last.ckpt'}' does not exist; nothing "
+                       "to resume. Fix: run without --resume (resume=False) to start training.")
     run.mkdir()
     if not (resume and has_ckpt):
         cfg.save(run.config)
@@ -90,7 +92,7 @@ def run(
     todo = _check_stages(stages)
     rd = _start(cfg, todo, resume, overwrite)
     result = Run(config=cfg, dir=rd)
-    prepare = ADAPTERS[cfg.data.kind][1]
+    prepare = SOURCES[cfg.data.kind]
     timer = _StageTimer(result)
     if "prepare" in todo:
         with timer("prepare"):
@@ -137,30 +139,10 @@ class _StageTimer:
 
 
 def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:
-    if cfg.data.kind == "table":
-        from launchml.train.tables import train_table
+    """The same for every kind of input: the families that fit, ranked, ensembled, packaged."""
+    from launchml.train.select import train_families
 
-        return train_table(cfg, rd, prepared)
-    task = create_task(prepared.schema.task, prepared.schema.labels)
-    torch.manual_seed(cfg.seed)  # the initial weights are part of the seeded run
-    model = create_model(cfg.model, prepared.schema, task, prepared.preprocessing)
-    cfg_dict = cfg.model_dump(mode="json")
-    key = resume_key(cfg_dict, prepared.manifest["fingerprint"])
-    trainer = Trainer(cfg.train, run=rd, seed=cfg.seed, resume_key=key)
-    result = trainer.fit(model, task, prepared, resume=resume)
-    cfg.save(rd.config)  # on resume, only now that the checkpoint accepted this config
-    best = next((r for r in result.history if r["epoch"] == result.best_epoch), {})
-    preprocessing = {**prepared.preprocessing,
-                     "image": {**prepared.preprocessing["image"], **model.normalization()}}
-    save_package(
-        rd.model, model=result.model, schema=prepared.schema,
-        model_spec=model.package_spec, preprocessing=preprocessing, kind=cfg.data.kind,
-        metrics={"train": best, "best_epoch": result.best_epoch},
-        provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict,
-                    "train_settings": result.settings},
-    )
-    console.info(f"train: best epoch {result.best_epoch}; model package -> {rd.model}")
-    return result
+    return train_families(cfg, rd, prepared, resume=resume)
 
 
 def deploy_stage(rd: RunDir) -> None:
@@ -184,6 +166,6 @@ def deploy_stage(rd: RunDir) -> None:
     console.info(
         f"deploy: package ready at {rd.model}\n"
         f"  launchml predict {rd.model} "
-        f"{'<table file>' if pkg.kind == 'table' else '<images or folder>'}\n"
+        f"{'<table file>' if pkg.source == 'table' else '<images or folder>'}\n"
         f"  launchml serve {rd.model} --port 8000"
     )

@@ -17,19 +17,42 @@ def test_package_contents(digits_run):
     assert {p.name for p in model.iterdir()} == {"package.json", "weights.safetensors",
                                                  "model.onnx"}
     meta = json.loads((model / "package.json").read_text())
-    assert meta["format_version"] == 1 and meta["task"]["name"] == "multiclass"
+    assert meta["format_version"] == 2 and meta["task"]["name"] == "multiclass"
     assert meta["task"]["labels"] == [str(i) for i in range(10)]
     assert meta["preprocessing"]["image"] == {"type": "image", "target_size": [24, 24],
                                               "color_mode": "grayscale",
                                               "interpolation": "bilinear",
                                               "rescale": pytest.approx(1 / 255),
-                                              "mean": [0.0], "std": [1.0]}
-    assert meta["model"] == {"name": "seed_cnn", "pretrained": False, "dropout": 0.0}
+                                              "channels": 1, "mean": [0.0], "std": [1.0]}
+    # one package shape for every kind: the network is the one member
+    assert meta["model"] == {"name": "seed_cnn", "members": [{
+        "family": "seed_cnn", "weight": 1.0, "files": {"weights": "weights.safetensors"},
+        "network": {"name": "seed_cnn", "pretrained": False, "dropout": 0.0},
+        "column": "image"}]}
     assert meta["inputs"][0]["shape"] == [24, 24, 1]
     assert meta["metrics"]["evaluation"]["accuracy"] > 0.8
     assert set(meta["metrics"]["variants"]) == {"pytorch", "onnx", "int8"}
     assert meta["provenance"]["versions"]["torch"]
     assert meta["provenance"]["data_fingerprint"] == digits_run.prepared.manifest["fingerprint"]
+
+
+def test_format_1_image_package_is_upgraded_on_load(digits_run, digits_dir, tmp_path):
+    """A package written before the one-stack format (one network, no members) still
+    loads and predicts the same."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(digits_run.dir.model, old)
+    meta = json.loads((old / "package.json").read_text())
+    meta["format_version"] = 1
+    meta["data_kind"] = meta.pop("source")
+    meta["model"] = meta["model"]["members"][0]["network"]
+    del meta["preprocessing"]["image"]["channels"]
+    (old / "package.json").write_text(json.dumps(meta))
+    files = sorted((digits_dir / "test" / "3").glob("*.png"))[:4]
+    assert launchml.load(old).predict(files) == launchml.load(digits_run.dir.model).predict(
+        files)
+    assert load_package(old).meta["model"]["members"][0]["family"] == "seed_cnn"
 
 
 def test_predict_paths_folders_pil_and_arrays(digits_run, digits_dir):

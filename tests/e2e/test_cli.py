@@ -115,7 +115,9 @@ def test_killed_run_resumes_to_the_same_weights(digits_dir, tmp_path):
     b = load_file(tmp_path / "part" / "runs" / "e2e" / "model" / "weights.safetensors")
     assert all((a[k] == b[k]).all() for k in a)
     events = (tmp_path / "part" / "runs" / "e2e" / "events.jsonl").read_text().splitlines()
-    assert [json.loads(e).get("epoch") for e in events[1:]] == [1, 2, 3]
+    rows = [json.loads(e) for e in events]
+    assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1, 2, 3]
+    assert [r["family"] for r in rows if r["event"] == "family"] == ["seed_cnn"]
 
 
 def _free_port() -> int:

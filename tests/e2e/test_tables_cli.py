@@ -37,7 +37,7 @@ def test_csv_run_predict_and_package(credit):
     metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["accuracy"] >= 0.9 and "roc_auc" in metrics
     meta = json.loads((run / "model" / "package.json").read_text())
-    assert meta["data_kind"] == "table" and meta["model"]["name"] == "auto"
+    assert meta["source"] == "table" and meta["model"]["name"] == "auto"
     board = json.loads((run / "leaderboard.json").read_text())
     assert {r["family"] for r in board} >= {"lightgbm", "linear", "mlp"}
     for member in meta["model"]["members"]:  # every member's files are in the package

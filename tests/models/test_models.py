@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from launchml import ModelError
 from launchml.data.schema import Column, Schema
-from launchml.models import FAMILIES, ModelConfig, create_model
+from launchml.models import NETWORKS, ModelConfig, create_model
 from launchml.tasks import create_task
 
 
@@ -41,7 +41,7 @@ def test_seed_cnn_adapts_to_input_size_and_classes():
 
 
 def test_families_forward_and_backward():
-    for name in sorted(FAMILIES):
+    for name in sorted(NETWORKS):
         if name == "timm":
             continue
         model = _build(name, schema=_schema(32, 32, 3))
@@ -111,7 +111,8 @@ def test_timm_package_loads_without_its_pretrained_file(shapes_dir, tmp_path):
     }, stages=["prepare", "train"])
     weights.unlink()
     meta = launchml.load(run.dir.model).package.meta
-    assert meta["model"] == {"name": "timm:resnet10t", "pretrained": False, "dropout": 0.0}
+    assert meta["model"]["members"][0]["network"] == {"name": "timm:resnet10t",
+                                                      "pretrained": False, "dropout": 0.0}
     assert meta["preprocessing"]["image"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     rows = launchml.load(run.dir.model).predict(shapes_dir / "test" / "circles")
     assert len(rows) == 8

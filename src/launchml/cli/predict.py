@@ -36,10 +36,11 @@ def predict(
     from launchml.deploy.predictor import Predictor, expand_paths
 
     predictor = Predictor.load(model, engine=engine)  # type: ignore[arg-type]
-    if predictor.kind == "table" and out is not None and out.suffix.lower() in TABLE_OUT:
+    tables = predictor.image_column is None  # inputs are table files, not images
+    if tables and out is not None and out.suffix.lower() in TABLE_OUT:
         write_scored_table(predictor, inputs, out)
         return
-    if predictor.kind == "table":
+    if tables:
         rows = ({"file": str(p), "row": r.pop("input"), **r}
                 for p in inputs for r in predictor.iter_predict(p))
     else:
@@ -68,7 +69,7 @@ def write_scored_table(predictor: Any, inputs: list[Path], out: Path) -> int:
     n = 0
     with atomic_path(out) as tmp, closing(_TableWriter(tmp, TABLE_OUT[out.suffix.lower()])) as w:
         for path in inputs:
-            for chunk, rows in predictor._table_chunks(path):
+            for chunk, rows in predictor.table_chunks(path):
                 w.write(_scored(chunk, rows, predictor.labels, path), path, n)
                 n += len(chunk)
     console.info(f"predict: {n} rows scored -> {out}")

@@ -1,27 +1,24 @@
 """Stage 1: turn a source into typed columns, fitted preprocessing and cached arrays.
 
-``ADAPTERS`` maps a data kind to (config class, prepare function, row loader);
-a new kind of input is one file here and one entry in that dict.
+``SOURCES`` maps a source kind to its prepare function; a new kind of source
+is one file here and one entry in that dict.
 """
 
 from __future__ import annotations
 
 from launchml.data.image_folder import load_prepared as load_image_prepared
-from launchml.data.image_folder import load_rows, prepare_image_folder
+from launchml.data.image_folder import prepare_image_folder
 from launchml.data.images import ImageFolderConfig, load_image
 from launchml.data.schema import Column, Prepared, Schema, Split
-from launchml.data.table_adapter import (
-    TableConfig,
-    load_table_prepared,
-    load_table_rows,
-    prepare_table,
-)
+from launchml.data.table_adapter import TableConfig, load_table_prepared, prepare_table
 from launchml.runs import RunDir, read_json
 
-# kind -> (config class, prepare(cfg, run, seed), load_rows(sources, preprocessing, names))
-ADAPTERS = {
-    "image_folder": (ImageFolderConfig, prepare_image_folder, load_rows),
-    "table": (TableConfig, prepare_table, load_table_rows),
+# source kind -> how it is read: prepare(cfg, run, seed) -> Prepared. Every source
+# becomes the same Prepared form (typed columns + target); nothing after prepare
+# depends on the kind.
+SOURCES = {
+    "image_folder": prepare_image_folder,
+    "table": prepare_table,
 }
 
 
@@ -33,7 +30,7 @@ def load_prepared(run: RunDir) -> Prepared:
     return load_image_prepared(run)
 
 __all__ = [
-    "ADAPTERS",
+    "SOURCES",
     "Column",
     "ImageFolderConfig",
     "TableConfig",
@@ -42,6 +39,5 @@ __all__ = [
     "Split",
     "load_image",
     "load_prepared",
-    "load_rows",
     "prepare_image_folder",
 ]

@@ -114,9 +114,9 @@ def _task(cfg: ImageFolderConfig, classes: list[str]) -> str:
 
 def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prepared:
     splits, classes, ignored = _scan_all(cfg, seed)
-    state = cfg.state()
     h, w = cfg.target_size
     c = 1 if cfg.color_mode == "grayscale" else 3
+    state = {**cfg.state(), "channels": c}
     schema = Schema(
         columns=[Column("image", "image", [h, w, c], "uint8"),
                  Column("label", "label", [], "int64")],
@@ -236,15 +236,13 @@ def load_prepared(run: RunDir) -> Prepared:
     )
 
 
-def load_rows(sources: list[Any], preprocessing: dict[str, Any],
-              names: list[Any] | None = None) -> dict[str, np.ndarray]:
-    """Turn prediction inputs into model arrays with the fitted state (serving side)."""
-    state = preprocessing["image"]
+def decode_images(sources: list[Any], state: dict[str, Any],
+                  names: list[Any] | None = None) -> np.ndarray:
+    """Image sources (paths, bytes, PIL images, arrays) -> N x H x W x C uint8 with an
+    image column's fitted state (serving side); errors name each input by ``names``."""
     names = names if names is not None else [None] * len(sources)
-    return {"image": np.stack([
-        load_image(s, state, name=None if n is None else str(n))
-        for s, n in zip(sources, names, strict=True)
-    ])}
+    return np.stack([load_image(s, state, name=None if n is None else str(n))
+                     for s, n in zip(sources, names, strict=True)])
 
 
-__all__ = ["load_prepared", "load_rows", "prepare_image_folder", "stratified_split"]
+__all__ = ["decode_images", "load_prepared", "prepare_image_folder", "stratified_split"]

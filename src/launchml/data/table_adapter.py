@@ -76,6 +76,9 @@ class TableConfig(StrictModel):
         default_factory=dict, description="override inferred types: {column: type}")
     delimiter: str | None = Field(None, description="CSV delimiter; default: sniffed")
     encoding: str | None = Field(None, description="text encoding; default: detected")
+    decimal: Literal[".", ","] | None = Field(
+        None, description="CSV numbers' decimal separator; default: detected (',' when every "
+        "value of a column is a number with a decimal comma, as in '23,5')")
     tokenizer: str = Field(
         "trained", description="text columns: 'trained' (a WordPiece tokenizer fitted on the "
         "training text) or a Hugging Face model name / local folder whose tokenizer to use")
@@ -123,7 +126,8 @@ def _check_config(cfg: TableConfig) -> None:
 
 
 def _read(cfg: TableConfig, path: str, key: str) -> pd.DataFrame:
-    df, info = read_table(path, delimiter=cfg.delimiter, encoding=cfg.encoding)
+    df, info = read_table(path, delimiter=cfg.delimiter, encoding=cfg.encoding,
+                          decimal=cfg.decimal)
     targets = _targets(cfg)
     absent = [t for t in targets if t not in df.columns]
     if absent:

@@ -1,11 +1,13 @@
 """The model package: the one artifact that leaves training.
 
 A folder (or the same files in one .zip) holding ``package.json`` (format
-version, task, input schema, output spec, fitted preprocessing state, metrics,
-provenance), ``weights.safetensors``
-and, after the optimize stage, ``model.onnx``. Loading never unpickles: JSON,
-safetensors and ONNX only. The format is versioned; older packages are
-upgraded on read by the functions in ``UPGRADES``.
+version, task, input schema, output spec, fitted preprocessing state, the model
+members, metrics, provenance) and the members' files: ``weights.safetensors`` for
+a neural member, a LightGBM text model, linear arrays, and after the optimize
+stage ``model.onnx``. Every kind of input is packaged the same way: the
+``model`` section lists members (``{"family", "weight", ...}``), one or several.
+Loading never unpickles: JSON, safetensors, LightGBM text and ONNX only. The
+format is versioned; older packages are upgraded on read by ``UPGRADES``.
 """
 
 from __future__ import annotations
@@ -21,20 +23,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file, save_file
-
 from launchml.data.schema import Schema
 from launchml.errors import PackageError
 from launchml.runs import atomic_path, read_json, write_json
 from launchml.tasks import Task, create_task
 
 FORMAT = "launchml-package"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS = "weights.safetensors"
 ONNX = "model.onnx"
 # version -> function that turns a package.json dict of that version into the next one
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _v1_to_v2(meta: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 image packages held one network (``model: {name, pretrained, dropout}``)
+    and table packages from before ensembles one LightGBM model: both become members."""
+    model = dict(meta["model"])
+    if "members" not in model:
+        if meta.get("data_kind", "image_folder") == "table":
+            model = {**model, "members": [{"family": "lightgbm", "weight": 1.0}]}
+        else:
+            model = {"name": model["name"], "members": [{
+                "family": model["name"], "weight": 1.0, "column": "image",
+                "files": {"weights": meta["files"].get("weights") or WEIGHTS},
+                "network": model}]}
+    pre = dict(meta["preprocessing"])
+    for name, state in pre.items():
+        if state.get("type") == "image" and "channels" not in state:
+            pre[name] = {**state, "channels": 1 if state["color_mode"] == "grayscale" else 3}
+    return {**meta, "format_version": 2, "model": model, "preprocessing": pre,
+            "source": meta.get("data_kind", "image_folder")}
+
+
+UPGRADES[1] = _v1_to_v2
 
 
 def versions() -> dict[str, str]:
@@ -65,9 +87,10 @@ class Package:
         return self.meta["preprocessing"]
 
     @property
-    def kind(self) -> str:
-        """The data adapter that reads this package's inputs (image_folder, table)."""
-        return self.meta.get("data_kind", "image_folder")
+    def source(self) -> str:
+        """The kind of source it was trained from (image_folder, table): where a
+        prediction file is read as training read it; nothing else depends on it."""
+        return self.meta.get("source", "table")
 
     @property
     def threshold(self) -> float | None:
@@ -78,23 +101,11 @@ class Package:
         name = self.meta["files"].get("onnx")
         return self.path / name if name and (self.path / name).exists() else None
 
-    def build_torch_model(self) -> torch.nn.Module:
-        from launchml.models import create_model
-
-        weights = self.path / WEIGHTS
-        if not weights.exists():
-            raise PackageError(f"'{weights}' is missing: the package has no PyTorch weights. "
-                               "Fix: use engine='onnx', or re-run training.")
-        model = create_model(self.meta["model"], self.schema, self.task, self.preprocessing,
-                             for_loading=True)
-        model.load_state_dict(load_file(weights))
-        return model.eval()
 
 
 def save_package(
     path: str | Path,
     *,
-    model: torch.nn.Module | None,
     schema: Schema,
     model_spec: dict[str, Any],
     preprocessing: dict[str, Any],
@@ -102,18 +113,15 @@ def save_package(
     provenance: dict[str, Any] | None = None,
     onnx_file: str | Path | None = None,
     threshold: float | None = None,
-    kind: str = "image_folder",
-    extra_files: dict[str, str] | None = None,
+    source: str = "table",
+    files: dict[str, str] | None = None,
 ) -> Package:
-    """Write a package folder; ``package.json`` is written last, so it marks a complete one."""
+    """Write ``package.json`` for the member files already in ``path`` (``files``: role ->
+    file name) and copy ``onnx_file`` in; package.json is written last, so it marks a
+    complete package."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str | None] = {"weights": None, "onnx": None, **(extra_files or {})}
-    if model is not None:
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        with atomic_path(path / WEIGHTS) as tmp:
-            save_file(state, str(tmp))
-        files["weights"] = WEIGHTS
+    files = {"weights": None, "onnx": None, **(files or {})}
     if onnx_file is not None:
         if Path(onnx_file).resolve() != (path / ONNX).resolve():
             with atomic_path(path / ONNX) as tmp:
@@ -122,7 +130,7 @@ def save_package(
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "data_kind": kind,
+        "source": source,
         "task": {"name": schema.task, "labels": schema.labels, "threshold": threshold},
         "schema": schema.to_dict(),
         "inputs": [

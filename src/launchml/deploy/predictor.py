@@ -1,7 +1,8 @@
 """``Predictor``: one way to score inputs, used by Python, the CLI and the server alike.
 
-Inputs are decoded with ``launchml.data.load_rows`` and the package's fitted
-preprocessing state — the same code and state ``prepare`` used in training.
+Inputs are decoded with the package's fitted preprocessing state and the same
+code ``prepare`` used in training (``data.images.decode_images`` for image
+sources, ``data.preprocess.transform_table`` for records and table files).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
-from launchml.data import load_rows
+from launchml.data.image_folder import decode_images
 from launchml.data.images import IMAGE_EXTENSIONS
 from launchml.deploy.package import Package, load_package
 from launchml.errors import ConfigError, InputError, PackageError
@@ -42,42 +42,53 @@ def expand_paths(items: Iterable[str | Path]) -> list[str]:
 
 
 class Predictor:
+    """Scores inputs with a package's members, whatever kind of data it was trained on.
+
+    One path for every package: inputs -> per-column arrays (the fitted
+    preprocessing of package.json) -> each member's raw outputs -> the ensemble
+    -> the task's decoding. What differs between an image model and a table
+    model is only how inputs are read: image sources for a package whose one
+    input column is an image, records / DataFrames / table files otherwise.
+    """
+
     def __init__(self, package: Package, *, engine: Engine = "auto", batch_size: int = 64) -> None:
+        from launchml.models.families import Ensemble
+
         self.package = package
         self.task = package.task
         self.batch_size = batch_size
         if engine not in ("auto", "torch", "onnx", "lightgbm"):
             raise ConfigError(f"engine must be 'auto', 'torch', 'onnx' or 'lightgbm'; "
                               f"got {engine!r}")
-        files = package.meta["files"]
-        self.kind = package.kind
-        self._table = None
-        if self.kind == "table":  # an ensemble of members; 'onnx' serves the neural one by ONNX
-            from launchml.models.table_families import Ensemble
-
-            engine = "onnx" if engine == "onnx" else "torch"
-            model = _members(package.meta["model"])
-            weights = files.get("weights")  # None in a variant package (variants/onnx, int8)
-            neural = any(m["family"] == "mlp" for m in model["members"])
-            if engine == "torch" and neural and package.onnx_path and not (
-                    weights and (package.path / weights).exists()):
-                engine = "onnx"  # an ONNX-only variant package
-            self._table = Ensemble(package.path, model, self.task, package.preprocessing, engine)
-        elif engine == "auto":
-            engine = "torch" if (package.path / "weights.safetensors").exists() else "onnx"
+        model = package.meta["model"]
+        weights = package.meta["files"].get("weights")  # None in an ONNX variant package
+        has_weights = bool(weights) and (package.path / weights).exists()
+        if engine in ("auto", "lightgbm"):
+            engine = "onnx" if self.neural and not has_weights and package.onnx_path else "torch"
+        if engine == "onnx" and self.neural and package.onnx_path is None:
+            raise PackageError(f"'{package.path}' has no model.onnx. Fix: run the optimize "
+                               "stage (launchml run) or use engine='torch'.")
         self.engine = engine
-        if self._table is not None:
-            pass
-        elif engine == "onnx":
-            if package.onnx_path is None:
-                raise PackageError(f"'{package.path}' has no model.onnx. Fix: run the optimize "
-                                   "stage (launchml run) or use engine='torch'.")
-            import onnxruntime as ort
+        self._model = Ensemble(package.path, model, self.task, package.preprocessing, engine)
 
-            self._session = ort.InferenceSession(str(package.onnx_path),
-                                                 providers=["CPUExecutionProvider"])
-        else:
-            self._model = package.build_torch_model()
+    @property
+    def neural(self) -> bool:
+        """Whether a member is a neural network (served by PyTorch or ONNX Runtime)."""
+        return any(m["family"] not in ("lightgbm", "linear")
+                   for m in self.package.meta["model"]["members"])
+
+    @property
+    def engines(self) -> str:
+        """What serves the members, e.g. 'lightgbm+linear' or 'onnx'."""
+        names = [self.engine if m["family"] not in ("lightgbm", "linear") else m["family"]
+                 for m in self.package.meta["model"]["members"]]
+        return "+".join(dict.fromkeys(names))
+
+    @property
+    def image_column(self) -> str | None:
+        """The input column when the model takes one image (an image-folder model)."""
+        inputs = self.package.schema.inputs
+        return inputs[0].name if len(inputs) == 1 and inputs[0].type == "image" else None
 
     @classmethod
     def load(cls, path: str | Path, *, engine: Engine = "auto") -> Predictor:
@@ -87,72 +98,63 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.task.labels
 
-    def exportable(self, arrays: dict[str, np.ndarray]) -> tuple[torch.nn.Module, dict]:
-        """The torch module to export to ONNX and its inputs for ``arrays`` (torch engine)."""
-        if self._table is None:
-            return self._model, arrays
-        from launchml.models.table_families import TorchMember
-
-        member = next(m for m in self._table.members if isinstance(m, TorchMember))
+    def exportable(self, arrays: dict[str, np.ndarray]) -> tuple[Any, dict]:
+        """The neural member's torch module and its inputs for ``arrays`` (torch engine)."""
+        member = next((m for m in self._model.members if hasattr(m, "net")), None)
+        if member is None:
+            raise PackageError(f"'{self.package.path}' has no neural member to export.")
         return member.net, member.inputs(arrays)
 
     def logits(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        """Raw model outputs for prepared arrays (``image``: N x H x W x C uint8)."""
-        if self._table is not None:
-            return self._table.predict_raw(arrays)
-        n = len(next(iter(arrays.values())))
-        outs = []
-        for s in range(0, n, self.batch_size):
-            batch = {k: np.ascontiguousarray(v[s:s + self.batch_size]) for k, v in arrays.items()}
-            if self.engine == "onnx":
-                from launchml.models.table_families import onnx_run
-
-                outs.append(onnx_run(self._session, batch))  # each input in its graph dtype
-            else:
-                with torch.inference_mode():
-                    t = {k: torch.from_numpy(v.astype(np.float32)) for k, v in batch.items()}
-                    outs.append(self._model(**t).float().numpy())
-        return np.concatenate(outs) if outs else np.zeros((0, self.task.num_outputs))
+        """Raw model outputs for prepared arrays (one per column or column part)."""
+        if not len(next(iter(arrays.values()), ())):
+            return np.zeros((0, self.task.num_outputs))
+        return self._model.predict_raw(arrays)
 
     def predict(self, inputs: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
-        """Label and class probabilities for each input.
+        """Label (or value) and probabilities for each input.
 
-        ``inputs``: a path (file or folder), a PIL image, an image array (H, W[, C]),
-        a batch array (N, H, W, C), raw bytes, or a list of any of these.
+        An image model takes a path (file or folder), a PIL image, an image array
+        (H, W[, C]), a batch array (N, H, W, C), raw bytes, or a list of these. Any
+        model takes a table file, a DataFrame, a record (dict) or a list of records
+        (and plain values for a model with one input column).
         """
         return list(self.iter_predict(inputs, names))
 
     def iter_predict(self, inputs: Any, names: list[str] | None = None
                      ) -> Iterator[dict[str, Any]]:
-        """Like ``predict``, one batch at a time: memory stays bounded for large folders.
+        """Like ``predict``, one chunk at a time: memory stays bounded for large inputs.
 
-        ``names`` replaces the ``input`` field (and names the input in errors).
-        For a table model, ``inputs`` is a table file, a DataFrame, a record (dict)
-        or a list of records, and ``input`` is the row number.
+        ``names`` replaces the ``input`` field (and names the input in errors); by
+        default an image's path or position, or a table row's number.
         """
-        if self.kind == "table":
-            yield from self._iter_table(inputs)
-            return
-        sources, found = self._normalize(inputs)
-        if names is None:
-            names = found
-        elif len(names) != len(sources):
-            raise InputError(f"{len(names)} names for {len(sources)} inputs")
-        for s in range(0, len(sources), self.batch_size):
-            chunk = slice(s, s + self.batch_size)
-            arrays = load_rows(sources[chunk], self.package.preprocessing, names[chunk])
-            rows = self.task.decode(self.logits(arrays), self.package.threshold)
-            for name, row in zip(names[s:s + self.batch_size], rows, strict=True):
-                yield {"input": name, **row}
-
-    def _iter_table(self, inputs: Any) -> Iterator[dict[str, Any]]:
         start = 0  # row numbers run on across chunks
-        for chunk, rows in self._table_chunks(inputs):
-            for i, row in enumerate(rows, start=start):
-                yield {"input": i, **row}
+        for chunk, rows, chunk_names in self._chunks(inputs, names):
+            for i, row in enumerate(rows):
+                yield {"input": chunk_names[i] if chunk_names else start + i, **row}
             start += len(chunk)
 
-    def _table_chunks(self, inputs: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    def _chunks(self, inputs: Any, names: list[Any] | None
+                ) -> Iterator[tuple[Any, list[dict[str, Any]], list[Any] | None]]:
+        """(inputs, their predictions, their names) a chunk at a time."""
+        column = self.image_column
+        if column is not None and _image_sources(inputs):
+            sources, found = self._normalize(inputs)
+            if names is None:
+                names = found
+            elif len(names) != len(sources):
+                raise InputError(f"{len(names)} names for {len(sources)} inputs")
+            state = self.package.preprocessing[column]
+            for s in range(0, len(sources), self.batch_size):
+                part = sources[s:s + self.batch_size]
+                arrays = {column: decode_images(part, state, names[s:s + self.batch_size])}
+                yield part, self.task.decode(self.logits(arrays), self.package.threshold), \
+                    names[s:s + self.batch_size]
+            return
+        for chunk, rows in self.table_chunks(inputs):
+            yield chunk, rows, None
+
+    def table_chunks(self, inputs: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
         """(rows, their predictions) ``TABLE_CHUNK`` rows at a time.
 
         A table file is read in chunks too (``iter_table``), as the training table
@@ -160,7 +162,7 @@ class Predictor:
         """
         import pandas as pd
 
-        from launchml.data.table_adapter import load_table_rows
+        from launchml.data.preprocess import transform_table
         from launchml.data.tables import iter_table
 
         if isinstance(inputs, str | Path):  # read as the training table was read
@@ -177,7 +179,7 @@ class Predictor:
                 if len(inputs_) == 1 and all(isinstance(r, str) for r in records):
                     records = [{inputs_[0]: r} for r in records]  # e.g. texts for a text model
                 if not all(isinstance(r, dict) for r in records):
-                    raise InputError("a table model takes records ({column: value} objects), "
+                    raise InputError("this model takes records ({column: value} objects), "
                                      "a DataFrame or a table file" + (
                                          f", or plain values of its one column '{inputs_[0]}'"
                                          if len(inputs_) == 1 else ""))
@@ -186,7 +188,7 @@ class Predictor:
         # relative image paths in a table file are relative to that file's folder
         base = Path(inputs).parent if isinstance(inputs, str | Path) else None
         for chunk in chunks:
-            arrays = load_table_rows(chunk, self.package.preprocessing, base_dir=base)
+            arrays = transform_table(self.package.preprocessing, chunk, base_dir=base)
             yield chunk, self.task.decode(self.logits(arrays), self.package.threshold)
 
     def _normalize(self, inputs: Any) -> tuple[list[Any], list[Any]]:
@@ -207,11 +209,18 @@ class Predictor:
         return sources, names
 
 
-def _members(model: dict[str, Any]) -> dict[str, Any]:
-    """Table packages from before ensembles held one LightGBM model."""
-    if "members" in model:
-        return model
-    return {**model, "members": [{"family": "lightgbm", "weight": 1.0}]}
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+
+
+def _image_sources(inputs: Any) -> bool:
+    """Whether ``inputs`` are images (paths, bytes, arrays) rather than records or a table."""
+    import pandas as pd
+
+    if isinstance(inputs, pd.DataFrame | dict):
+        return False
+    if isinstance(inputs, str | Path):
+        return Path(inputs).suffix.lower() not in TABLE_SUFFIXES
+    return not (isinstance(inputs, list | tuple) and inputs and isinstance(inputs[0], dict))
 
 
 def load(path: str | Path, *, engine: Engine = "auto") -> Predictor:

@@ -6,8 +6,9 @@
                          {"image": "<base64>"} / {"images": ["<base64>", ...]}
     GET  /docs           OpenAPI docs
 
-A table model takes JSON ``{"records": [{column: value, ...}, ...]}``; a missing
-or mistyped field is a 422 naming it.
+Any other model (tables, text, mixed inputs) takes JSON ``{"records": [{column:
+value, ...}, ...]}``; a missing or mistyped field is a 422 naming it. The request
+body in the OpenAPI docs is generated from the package's input schema.
 
 A bad upload (not an image, bad base64, wrong content type) is a 4xx JSON error
 ``{"error": ...}``; only a fault of the server itself is a 500.
@@ -27,7 +28,7 @@ from starlette.datastructures import UploadFile
 from launchml.deploy.predictor import Predictor
 from launchml.errors import InputError
 
-_PREDICT_BODY = {
+_IMAGE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
@@ -51,6 +52,26 @@ _PREDICT_BODY = {
         },
     }
 }
+
+
+# JSON schema of a record field, by column type
+_FIELD = {"number": {"type": "number"}, "boolean": {"type": "boolean"},
+          "datetime": {"type": "string", "format": "date-time"},
+          "image": {"type": "string", "description": "path of an image file on the server"}}
+
+
+def request_body(predictor: Predictor) -> dict[str, Any]:
+    """The OpenAPI request body for this package's inputs."""
+    if predictor.image_column is not None:
+        return _IMAGE_BODY
+    inputs = predictor.package.schema.inputs
+    record = {"type": "object",
+              "properties": {c.name: {**_FIELD.get(c.type, {"type": "string"}),
+                                      "title": f"{c.name} ({c.type})"} for c in inputs},
+              "required": [c.name for c in inputs]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["records"],
+        "properties": {"records": {"type": "array", "items": record}}}}}}}
 
 
 class _BadRequest(Exception):
@@ -104,6 +125,7 @@ async def _read_records(request: Request) -> list[dict[str, Any]]:
 
 def create_app(predictor: Predictor) -> FastAPI:
     pkg = predictor.package
+    images = predictor.image_column is not None  # else records
     app = FastAPI(title="launchml model server", version=str(pkg.meta["format_version"]),
                   description=f"Serves the model package at {pkg.path}.")
 
@@ -115,19 +137,19 @@ def create_app(predictor: Predictor) -> FastAPI:
     async def _bad_input(_: Request, exc: InputError) -> JSONResponse:
         # an undecodable image is an unsupported media type; a bad table field is a 422
         return JSONResponse({"error": str(exc)},
-                            status_code=422 if predictor.kind == "table" else 415)
+                            status_code=415 if images else 422)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model": pkg.meta["model"]["name"], "engine": predictor.engine}
+        return {"status": "ok", "model": pkg.meta["model"]["name"], "engine": predictor.engines}
 
     @app.get("/v1/model")
     def model_info() -> dict[str, Any]:
         return {k: pkg.meta[k] for k in ("task", "inputs", "model", "metrics", "format_version")}
 
-    @app.post("/v1/predict", openapi_extra=_PREDICT_BODY)
+    @app.post("/v1/predict", openapi_extra=request_body(predictor))
     async def predict(request: Request) -> dict[str, Any]:
-        if predictor.kind == "table":
+        if not images:
             records = await _read_records(request)
             return {"predictions": await run_in_threadpool(predictor.predict, records)}
         blobs, names = await _read_inputs(request)

@@ -76,7 +76,7 @@ def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
     metrics = predictor.task.metrics(y, predictor.logits(inputs), predictor.package.threshold)
     metrics = {"split": name, **metrics, **(extra or {})}
     refit = predictor.package.meta["provenance"].get("config", {}).get("model", {}).get("refit")
-    if name == "validation" and predictor.kind == "table" and refit:
+    if name == "validation" and refit:
         metrics["in_sample"] = True
         console.warn("evaluate: no test rows, and the model was refit on train + validation, "
                      "so these validation scores are in-sample (optimistic). Fix: "

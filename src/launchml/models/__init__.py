@@ -20,17 +20,17 @@ from launchml.data.schema import Schema
 from launchml.errors import ModelError
 from launchml.tasks import Task
 
-FAMILIES: dict[str, Callable[..., torch.nn.Module]] = {}
+# image networks (seed_cnn, timm): the backbones behind the image families and the
+# image-column encoder. The model families themselves are ``models.families.FAMILIES``.
+NETWORKS: dict[str, Callable[..., torch.nn.Module]] = {}
 PREFIXED = ("timm:",)
-# table families (models/table_families.py) and 'auto': not built by create_model
+# families that are not image networks, and 'auto'
 OTHER_FAMILIES = ("auto", "lightgbm", "linear", "mlp")
 
 
-def resolve_family(name: str, schema: Schema) -> str:
-    """'auto' -> the family for the data: seed_cnn for an image column, lightgbm for tables."""
-    if name != "auto":
-        return name
-    return "seed_cnn" if any(c.type == "image" for c in schema.inputs) else "lightgbm"
+def is_network(name: str) -> bool:
+    """True for an image network family name: seed_cnn or timm:<architecture>."""
+    return name in NETWORKS or any(name.startswith(p) and len(name) > len(p) for p in PREFIXED)
 
 
 class ModelConfig(StrictModel):
@@ -52,8 +52,9 @@ class ModelConfig(StrictModel):
         None, gt=0, description="auto: seconds for all families together; null: no limit")
     ensemble: bool = Field(True, description="auto: weighted ensemble of the best families "
                            "when it beats the best one on validation")
-    refit: bool = Field(True, description="tables: refit the chosen families on train + "
-                        "validation with the settings found by early stopping")
+    refit: bool | None = Field(None, description="refit the chosen families on train + "
+                               "validation with the settings early stopping found; null: true "
+                               "for tables, false for image folders (filled in the saved config)")
     class_weight: Literal["none", "balanced"] = Field(
         "none", description="balanced: weight classes by inverse frequency (imbalanced data)")
     threshold: Literal["accuracy", "f1", "balanced_accuracy", "none"] | float = Field(
@@ -76,8 +77,8 @@ class ModelConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        known = [*FAMILIES, *OTHER_FAMILIES]
-        if v in known or any(v.startswith(p) and len(v) > len(p) for p in PREFIXED):
+        known = [*(n for n in NETWORKS if n != "timm"), *OTHER_FAMILIES]
+        if v in known or is_network(v):
             return v
         hint = difflib.get_close_matches(v, known, n=1)
         raise ValueError(
@@ -86,16 +87,16 @@ class ModelConfig(StrictModel):
         )
 
 
-def register_family(name: str) -> Callable:
+def register_network(name: str) -> Callable:
     def deco(fn: Callable[..., torch.nn.Module]) -> Callable[..., torch.nn.Module]:
-        FAMILIES[name] = fn
+        NETWORKS[name] = fn
         return fn
 
     return deco
 
 
 def list_families() -> list[str]:
-    return sorted(FAMILIES) + [p + "<name>" for p in PREFIXED]
+    return sorted(n for n in NETWORKS if n != "timm") + [p + "<name>" for p in PREFIXED]
 
 
 def create_model(
@@ -114,17 +115,16 @@ def create_model(
     """
     if isinstance(spec, dict):
         spec = ModelConfig.model_validate(spec)
-    spec = spec.model_copy(update={"name": resolve_family(spec.name, schema)})
     image_cols = [c for c in schema.inputs if c.type == "image"]
     if len(image_cols) != 1 or len(schema.inputs) != 1:
         raise ModelError(
             f"model '{spec.name}' takes exactly one image column; the data has "
             f"{[c.name + ':' + c.type for c in schema.inputs]}. Fix: for tables use "
-            "model.name: lightgbm (or auto)."
+            "model.name: auto, lightgbm, linear or mlp."
         )
     h, w, c = image_cols[0].shape
     family = "timm" if spec.name.startswith("timm:") else spec.name
-    build = FAMILIES[family]
+    build = NETWORKS[family]
     net, mean, std, name = build(spec=spec, height=h, width=w, channels=c,
                                  num_outputs=task.num_outputs, for_loading=for_loading)
     state = preprocessing[image_cols[0].name]
@@ -164,5 +164,5 @@ class ImageModel(torch.nn.Module):
 # families register themselves on import
 from launchml.models import seed_cnn, timm_family  # noqa: E402,F401
 
-__all__ = ["FAMILIES", "ImageModel", "ModelConfig", "create_model", "list_families",
-           "register_family", "resolve_family"]
+__all__ = ["NETWORKS", "ImageModel", "ModelConfig", "create_model", "is_network",
+           "list_families", "register_network"]

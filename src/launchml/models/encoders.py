@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from launchml.errors import MissingDependencyError, ModelError
-from launchml.models import FAMILIES, ImageModel, ModelConfig
+from launchml.models import NETWORKS, ImageModel, ModelConfig
 
 CHAR_DIM, CHAR_OUT, IMAGE_OUT = 64, 128, 64
 HEADS = 4
@@ -190,15 +190,15 @@ def _hf(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool
 def _image(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool) -> Encoder:
     name = spec.image_encoder
     family = "timm" if name.startswith("timm:") else name
-    if family not in FAMILIES or family == "timm" and name == "timm:":
-        choices = ", ".join(sorted(f for f in FAMILIES if f != "timm"))
+    if family not in NETWORKS or family == "timm" and name == "timm:":
+        choices = ", ".join(sorted(f for f in NETWORKS if f != "timm"))
         raise ModelError(f"column '{column}' (image): model.image_encoder '{name}' is not an "
                          f"image family. Fix: use one of {choices}, or timm:<name> "
                          "(e.g. timm:resnet18).")
     pretrained = spec.pretrained if family == "timm" else False
     sub = spec.model_copy(update={"name": name, "pretrained": pretrained})
     h, w = state["target_size"]
-    net, mean, std, _ = FAMILIES[family](spec=sub, height=h, width=w,
+    net, mean, std, _ = NETWORKS[family](spec=sub, height=h, width=w,
                                          channels=state["channels"], num_outputs=IMAGE_OUT,
                                          for_loading=for_loading)
     if for_loading or not pretrained:  # the state's normalization; pretrained weights: theirs

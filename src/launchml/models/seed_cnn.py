@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from launchml.errors import ModelError
-from launchml.models import ModelConfig, register_family
+from launchml.models import ModelConfig, register_network
 
 MIN_SIDE = 22  # the smallest side that leaves a 1x1 map after three conv+pool blocks
 
@@ -54,7 +54,7 @@ class SeedCNN(nn.Module):
         return self.head(self.features(x))
 
 
-@register_family("seed_cnn")
+@register_network("seed_cnn")
 def build_seed_cnn(*, spec: ModelConfig, height: int, width: int, channels: int,
                    num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list, str]:
     if spec.pretrained:

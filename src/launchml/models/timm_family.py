@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from torch import nn
 
 from launchml.errors import MissingDependencyError, ModelError
-from launchml.models import ModelConfig, register_family
+from launchml.models import ModelConfig, register_network
 
 
 def _timm():
@@ -179,7 +179,7 @@ def _pretrained_error(spec: ModelConfig, e: Exception | str) -> ModelError:
     )
 
 
-@register_family("timm")
+@register_network("timm")
 def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
                num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list, str]:
     timm = _timm()

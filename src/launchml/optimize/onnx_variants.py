@@ -150,10 +150,10 @@ def _variant_package(package: Package, out: Path, onnx_file: Path, name: str) ->
         with atomic_path(out / file, suffix=Path(file).suffix) as tmp:
             shutil.copyfile(package.path / file, tmp)
     return save_package(
-        out, model=None, schema=package.schema, model_spec=package.meta["model"],
+        out, schema=package.schema, model_spec=package.meta["model"],
         preprocessing=package.preprocessing, metrics={"variant": name},
         provenance=package.meta["provenance"], onnx_file=onnx_file, threshold=package.threshold,
-        kind=package.kind, extra_files=others,
+        source=package.source, files=others,
     )
 
 

@@ -1,7 +1,10 @@
-"""Stage 2 for tables: fit the families, rank them on validation, ensemble, refit, package.
+"""Stage 2 for every kind of input: fit the families, rank them on validation,
+ensemble, refit, package.
 
-``model: auto`` tries every family that fits the data (lightgbm, linear, mlp;
-cheapest first) within ``model.time_limit``; the leaderboard (validation loss,
+``model: auto`` tries every family that fits the data (lightgbm, linear, mlp for
+tables, cheapest first; the image networks seed_cnn and any ``timm:<name>`` listed
+in ``model.families`` for a lone image column, as an image folder is) within
+``model.time_limit``; the leaderboard (validation loss,
 accuracy or R2, fit seconds) is printed and saved to ``leaderboard.json``. A
 weighted ensemble (greedy selection with replacement, Caruana et al. 2004) is
 kept when it beats the best single family on validation. For binary targets
@@ -13,7 +16,7 @@ found (trees and epochs scaled by the larger row count), as far as
 
 from __future__ import annotations
 
-import json
+import shutil
 import time
 from typing import Any
 
@@ -23,13 +26,15 @@ from launchml import console
 from launchml.data.schema import Prepared, Split
 from launchml.deploy.package import save_package
 from launchml.errors import ConfigError, RunError
+from launchml.models import is_network
+from launchml.models.families import FAMILIES, FitContext, combine, create_family, family_class
 from launchml.models.linear_family import _loss
-from launchml.models.table_families import FAMILIES, FitContext, combine
-from launchml.runs import RunDir, write_json, write_text
+from launchml.runs import RunDir, append_jsonl, write_json
 from launchml.tasks import Task, create_task
 from launchml.train.trainer import TrainResult
 
 ORDER = ("lightgbm", "linear", "mlp")  # cheapest first, so a time limit keeps the fast ones
+IMAGE_DEFAULT = "seed_cnn"  # auto's image family unless model.families lists others
 MIN_WEIGHT = 0.05  # ensemble members below this weight are dropped
 
 
@@ -40,22 +45,27 @@ def _xy(split: Split | None, target: str):
     return arrays, arrays.pop(target)
 
 
+def _fits(name: str, states: dict[str, Any], task: Task) -> bool:
+    return family_class(name).applies(states) and not (
+        name == "lightgbm" and task.name == "multilabel")
+
+
 def choose_families(cfg: Any, states: dict[str, Any], task: Task) -> list[str]:
     name = cfg.model.name
-    fits = [f for f in ORDER if FAMILIES[f].applies(states)
-            and not (f == "lightgbm" and task.name == "multilabel")]
+    fits = [f for f in (*ORDER, IMAGE_DEFAULT) if _fits(f, states, task)]
     if name != "auto":
-        if name not in fits:
+        if not _fits(name, states, task):
             raise ConfigError(f"model.name: {name} does not fit this data (column types "
                               f"{sorted({s['type'] for s in states.values()})}, task "
                               f"{task.name}). Fix: model.name: auto, or one of {fits}.")
         return [name]
     wanted = cfg.model.families or fits
-    unknown = [f for f in wanted if f not in FAMILIES]
+    unknown = [f for f in wanted if f not in FAMILIES and not is_network(f)]
     if unknown:
-        raise ConfigError(f"model.families: unknown {unknown}; the table families are "
-                          f"{list(FAMILIES)}")
+        raise ConfigError(f"model.families: unknown {unknown}; the families are "
+                          f"{list(FAMILIES)}, seed_cnn and timm:<name>")
     picked = [f for f in ORDER if f in wanted and f in fits]
+    picked += [f for f in wanted if is_network(f) and _fits(f, states, task)]
     if not picked:
         raise ConfigError(f"model.families {wanted}: none fits this data; fitting: {fits}")
     return picked
@@ -85,7 +95,9 @@ def ensemble_weights(task: Task, raws: list[np.ndarray], y: np.ndarray,
     return counts / counts.sum()
 
 
-def train_table(cfg: Any, rd: RunDir, prepared: Prepared) -> TrainResult:
+def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
+                   resume: bool = False) -> TrainResult:
+    """Fit, rank, ensemble and refit the families for ``cfg``; write the model package."""
     from launchml.tasks.classification import tune_threshold
 
     schema, states = prepared.schema, prepared.preprocessing
@@ -95,6 +107,9 @@ def train_table(cfg: Any, rd: RunDir, prepared: Prepared) -> TrainResult:
     if train is None:
         raise RunError("the train split is empty: nothing to train on")
     names = choose_families(cfg, states, task)
+    if not resume:  # a new model: nothing of an earlier one may stay in the package
+        shutil.rmtree(rd.model, ignore_errors=True)
+        rd.events.unlink(missing_ok=True)
     if valid is None and len(names) > 1:
         console.warn("train: no validation rows, so families cannot be compared; training "
                      f"{names[0]} only. Fix: data.validation_split > 0 to let auto choose.")
@@ -112,10 +127,11 @@ def train_table(cfg: Any, rd: RunDir, prepared: Prepared) -> TrainResult:
             console.info(f"train: {name} skipped (time limit {limit:.0f}s reached)")
             continue
         ctx = FitContext(task=task, states=states, cfg=cfg, run=rd, time_limit=left,
-                         weights=weights)
+                         weights=weights, resume=resume, single=len(names) == 1,
+                         fingerprint=prepared.manifest["fingerprint"])
         t0 = time.perf_counter()
         console.info(f"train: fitting {name}")
-        fam = FAMILIES[name](ctx).fit(train, valid)
+        fam = create_family(name, ctx).fit(train, valid)
         row: dict[str, Any] = {"family": name, "fit_seconds": round(time.perf_counter() - t0, 3),
                                **fam.info()}
         if valid is not None:
@@ -165,20 +181,29 @@ def train_table(cfg: Any, rd: RunDir, prepared: Prepared) -> TrainResult:
         files.update(spec["files"])
         specs.append({"family": name, "weight": weight, **spec})
     write_json(rd.root / "leaderboard.json", board)
-    write_text(rd.events, json.dumps({"event": "start", "settings": {"families": names}})
-               + "\n" + "".join(json.dumps({"event": "family", **r}) + "\n" for r in board))
+    for r in board:  # after any epoch lines a network family's trainer wrote
+        append_jsonl(rd.events, {"event": "family", **r})
     cfg_dict = cfg.model_dump(mode="json")
+    first = fitted[next(iter(members))]
+    history, best_epoch = getattr(first, "history", board), getattr(first, "best_epoch", 0)
+    metrics: dict[str, Any] = {"leaderboard": board}
+    if hasattr(first, "history"):  # a network: its best epoch's scores, as before
+        metrics["train"] = next((h for h in history if h["epoch"] == best_epoch), {})
+        metrics["best_epoch"] = best_epoch
     save_package(
-        rd.model, model=None, schema=schema, kind="table", threshold=threshold,
+        rd.model, schema=schema, source=cfg.data.kind, threshold=threshold,
         model_spec={"name": cfg.model.name, "members": specs},
-        preprocessing=states, metrics={"leaderboard": board},
-        provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict},
-        extra_files=files,
+        preprocessing=states, metrics=metrics, files=files,
+        provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict,
+                    "train_settings": getattr(first, "settings", {"families": names})},
     )
     cfg.save(rd.config)
-    return TrainResult(model=None, history=board, best_epoch=0,  # type: ignore[arg-type]
+    console.info(f"train: model package -> {rd.model}")
+    return TrainResult(model=getattr(first, "net", None), history=history,
+                       best_epoch=best_epoch,
                        best_metric=float(ranked[0]["validation_loss"]) if ranked else
-                       float("nan"), settings={"families": names, "members": members})
+                       float("nan"), settings={**getattr(first, "settings", {}),
+                                               "families": names, "members": members})
 
 
 def _threshold(cfg: Any, task: Task, valid: Any, fitted: dict, members: dict[str, float],

@@ -1,13 +1,16 @@
-"""Table families behind one interface, and the ensemble of them a package holds.
+"""Model families behind one interface, and the ensemble of them a package holds.
 
-Every family has ``fit(train, valid)``, ``refit(all_rows)``, ``predict_raw(arrays)``,
-``save(folder) -> member spec`` and ``load(folder, spec, ...)``; arrays are the
-prepared features (``transform_table`` output). ``FAMILIES`` maps a name to
-``(class, applies(states))``; ``model: auto`` tries those that apply.
+Every family, for every kind of input, has ``applies(states)``, ``fit(train,
+valid)``, ``refit(all_rows, grow)``, ``predict_raw(arrays)``, ``info()``,
+``save(folder) -> member spec`` and ``load(folder, spec, task, states, engine)``;
+arrays are the prepared features (one per column or column part). ``FAMILIES``
+maps a name to its class; the image networks (``seed_cnn``, ``timm:<name>``) are
+one class, ``NetworkFamily`` (models/network_family.py). ``model: auto`` tries
+the families that apply.
 
-A table package's ``model`` section is ``{"name", "members": [{"family",
-"weight", ...spec}]}``; ``Ensemble`` loads the members and averages their
-probabilities (values for regression) with those weights.
+A package's ``model`` section is ``{"name", "members": [{"family", "weight",
+...spec}]}``; ``Ensemble`` loads the members and averages their probabilities
+(values for regression) with those weights.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from launchml.data.schema import Prepared, Schema, Split
 from launchml.errors import PackageError
 from launchml.models.linear_family import SEQUENCE_TYPES, LinearModel
+from launchml.models.network_family import NetworkFamily, image_column, torch_raw
 from launchml.models.table_net import ENCODED, TableNet, make_plan, pack
 from launchml.runs import RunDir
 from launchml.tasks import Task
@@ -40,6 +44,9 @@ class FitContext:
     run: RunDir
     time_limit: float | None = None
     weights: np.ndarray | None = None  # per-class weights (balanced) or None
+    resume: bool = False  # an image network continues from the run's last.ckpt
+    fingerprint: str = ""  # the prepared data's; part of a checkpoint's resume key
+    single: bool = True  # the only family of the run: it keeps the run's checkpoints
 
 
 class LightGBMFamily:
@@ -141,21 +148,18 @@ class MLPFamily:
     """The neural combiner (``TableNet``) trained by the Fabric loop."""
 
     name = "mlp"
-    TABLE_DEFAULTS = {"epochs": 100, "patience": 10, "batch_size": 128,
-                      "optimizer": "adamw", "weight_decay": 1e-4}
 
     @staticmethod
     def applies(states: dict[str, dict[str, Any]]) -> bool:
-        return bool(states)
+        # a lone image column is the image networks' (the combiner would add a head)
+        return bool(states) and image_column(states) is None
 
     def __init__(self, ctx: FitContext) -> None:
         self.ctx = ctx
 
     def _train_cfg(self, **override: Any) -> Any:
-        train = self.ctx.cfg.train
-        defaults = {k: v for k, v in self.TABLE_DEFAULTS.items()
-                    if k not in train.model_fields_set}  # what the user set wins
-        return train.model_copy(update={**defaults, **override})
+        # train.* as the saved config says (RunConfig fills the table defaults in)
+        return self.ctx.cfg.train.model_copy(update=override)
 
     def _prepared(self, train: Data, valid: Data | None) -> Prepared:
         task = self.ctx.task
@@ -179,7 +183,7 @@ class MLPFamily:
         task = ctx.task
         if ctx.weights is not None:
             task.class_weights = torch.as_tensor(ctx.weights, dtype=torch.float32)
-        if "num_threads" not in ctx.cfg.train.model_fields_set and not self.plan["encoders"]:
+        if ctx.cfg.train.num_threads is None and not self.plan["encoders"]:
             # numbers and embeddings only: a small net, where a second thread costs more
             # in synchronization than it gains (and oversubscribes shared machines)
             cfg = cfg.model_copy(update={"num_threads": 1})
@@ -208,7 +212,7 @@ class MLPFamily:
         return self
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        return _torch_raw(self.net, pack(self.plan, arrays))
+        return torch_raw(self.net, pack(self.plan, arrays))
 
     def info(self) -> dict[str, Any]:
         return {"best_epoch": self.best_epoch}
@@ -237,7 +241,8 @@ class MLPFamily:
     def load(cls, folder: Path, spec: dict[str, Any], task: Task,
              states: dict[str, Any], engine: str) -> Any:
         if engine == "onnx":
-            return OnnxMember(folder, spec)
+            plan = spec["plan"]
+            return OnnxMember(folder, lambda arrays: pack(plan, arrays))
         return TorchMember(folder, spec, task, states)
 
 
@@ -261,22 +266,28 @@ class TorchMember:
         return pack(self.plan, arrays)
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        return _torch_raw(self.net, pack(self.plan, arrays))
+        return torch_raw(self.net, pack(self.plan, arrays))
 
 
 class OnnxMember:
-    def __init__(self, folder: Path, spec: dict[str, Any]) -> None:
+    """The neural member of a package served by ONNX Runtime (``model.onnx``)."""
+
+    def __init__(self, folder: Path, inputs: Any, batch: int = 1024) -> None:
         import onnxruntime as ort
 
         path = folder / "model.onnx"
         if not path.exists():
             raise PackageError(f"'{folder}' has no model.onnx. Fix: run the optimize stage "
                                "(launchml run) or use engine='torch'.")
-        self.plan = spec["plan"]
+        self.inputs, self.batch = inputs, batch  # prepared arrays -> the graph's inputs
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        return onnx_run(self.session, pack(self.plan, arrays))
+        feed = self.inputs(arrays)
+        n = len(next(iter(feed.values())))
+        return np.concatenate([onnx_run(self.session, {k: v[s:s + self.batch]
+                                                       for k, v in feed.items()})
+                               for s in range(0, n, self.batch)]).astype(np.float64)
 
 
 def onnx_run(session: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -287,19 +298,6 @@ def onnx_run(session: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(None, feed)[0]
 
 
-def _torch_raw(net: Any, inputs: dict[str, np.ndarray], batch: int = 1024) -> np.ndarray:
-    import torch
-
-    n = len(next(iter(inputs.values())))
-    outs = []
-    with torch.inference_mode():
-        for s in range(0, n, batch):
-            t = {k: torch.from_numpy(np.ascontiguousarray(v[s:s + batch]))
-                 for k, v in inputs.items()}
-            outs.append(net(**t).float().numpy())
-    return np.concatenate(outs).astype(np.float64)
-
-
 def _target(task: Task, y: np.ndarray) -> np.ndarray:
     if task.name in ("binary", "multiclass"):
         return np.asarray(y, dtype=np.int64)
@@ -308,6 +306,18 @@ def _target(task: Task, y: np.ndarray) -> np.ndarray:
 
 FAMILIES: dict[str, Any] = {"lightgbm": LightGBMFamily, "linear": LinearFamily,
                             "mlp": MLPFamily}
+
+
+def family_class(name: str) -> Any:
+    """The class of a family name; seed_cnn and timm:<name> are ``NetworkFamily``."""
+    from launchml.models import is_network
+
+    return NetworkFamily if is_network(name) else FAMILIES[name]
+
+
+def create_family(name: str, ctx: FitContext) -> Any:
+    cls = family_class(name)
+    return cls(ctx, name) if cls is NetworkFamily else cls(ctx)
 
 
 def combine(task: Task, raws: list[np.ndarray], weights: list[float]) -> np.ndarray:
@@ -333,7 +343,7 @@ class Ensemble:
     def __init__(self, folder: Path, model: dict[str, Any], task: Task,
                  states: dict[str, Any], engine: str) -> None:
         self.task = task
-        self.members = [FAMILIES[m["family"]].load(folder, m, task, states, engine)
+        self.members = [family_class(m["family"]).load(folder, m, task, states, engine)
                         for m in model["members"]]
         self.weights = [m["weight"] for m in model["members"]]
 
