@@ -38,6 +38,9 @@ _ID_NAME = re.compile(r"^(ids?|rownames?|rows?|row[ _.-]?(id|no|nr|num|number|in
                       r"|index|idx|unnamed: ?\d+|\.\.\.\d+)$|[ _.-]ids?$|^ids?[ _.-]", re.I)
 _ID_CAMEL = re.compile(r"[a-z](Id|ID)$")
 NOTES = "launchml_notes"  # DataFrame.attrs key: {column: what reading it found} (tables.py)
+# public names for the other data modules (a module imports no private name of another)
+BOOL_WORDS = _BOOL_WORDS
+COMMA_NUMBER = _COMMA_NUMBER
 
 
 def _comma_number(v: str) -> str | None:

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from launchml.data.columns import BOOL_WORDS as _BOOL_WORDS
 from launchml.data.columns import (
-    _BOOL_WORDS,
     MAX_CATEGORIES,
     ColumnInfo,
     category_key,

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from launchml.errors import RunError
+
 
 @dataclass
 class Column:
@@ -64,3 +66,22 @@ class Prepared:
     def split(self, name: str) -> Split | None:
         s = self.splits.get(name)
         return s if s is not None and len(s) else None
+
+
+# the held-out split that evaluate and optimize score (shared by both stages)
+def pick_split(prepared: Prepared, choice: str) -> str:
+    order = ["test", "validation"] if choice == "auto" else [choice]
+    for name in order:
+        if prepared.split(name) is not None:
+            return name
+    raise RunError(
+        f"evaluate: no rows in split(s) {order}. Fix: set data.test, data.test_split or "
+        "data.validation_split so there is held-out data."
+    )
+
+
+def split_arrays(prepared: Prepared, name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    split = prepared.splits[name]
+    target = prepared.schema.target
+    inputs = {k: v for k, v in split.arrays.items() if k != target}
+    return inputs, np.asarray(split.arrays[target])

@@ -17,29 +17,23 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, field_validator
 
 from launchml import console
 from launchml.configbase import StrictModel
-from launchml.data.columns import (
-    _BOOL_WORDS,
-    DROPPED,
-    category_key,
-    infer_columns,
-    parse_dates,
-    parse_numbers,
-    target_task,
-)
 from launchml.data.image_folder import stratified_split
-from launchml.data.preprocess import fit_table, numbers, transform_table
 from launchml.data.schema import Column, Prepared, Schema, Split
-from launchml.data.tables import read_table
 from launchml.errors import ConfigError, DataError
 from launchml.runs import RunDir, load_npy, read_json, save_npy, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, and the column / table modules that need it, are imported by the functions that
+# use them: ``TableConfig`` (and so ``launchml.config``) loads without pandas
 
 TARGET = "__target__"
 TABLE_TYPES = ("number", "category", "boolean", "datetime", "text", "molecule", "protein", "image")
@@ -126,6 +120,8 @@ def _check_config(cfg: TableConfig) -> None:
 
 
 def _read(cfg: TableConfig, path: str, key: str) -> pd.DataFrame:
+    from launchml.data.tables import read_table
+
     df, info = read_table(path, delimiter=cfg.delimiter, encoding=cfg.encoding,
                           decimal=cfg.decimal)
     targets = _targets(cfg)
@@ -193,6 +189,10 @@ def time_split(times: np.ndarray, frac: float) -> tuple[list[int], list[int]]:
 
 def _split_values(cfg: TableConfig, df: pd.DataFrame) -> np.ndarray | None:
     """Group keys (str) or times (datetime64 or float64) per row; None without such a column."""
+    import pandas as pd
+
+    from launchml.data.columns import category_key, parse_dates, parse_numbers
+
     col = cfg.group_column or cfg.time_column
     if col is None:
         return None
@@ -231,6 +231,8 @@ def _split_values(cfg: TableConfig, df: pd.DataFrame) -> np.ndarray | None:
 
 
 def _show(v: Any) -> str:
+    import pandas as pd
+
     return str(pd.Timestamp(v)) if isinstance(v, np.datetime64) else f"{float(v):g}"
 
 
@@ -251,6 +253,8 @@ def _report_split(cfg: TableConfig, carved: dict[str, np.ndarray]) -> None:
 
 def _splits(cfg: TableConfig, train: pd.DataFrame, seed: int,
             stratify: bool) -> dict[str, pd.DataFrame]:
+    from launchml.data.columns import category_key
+
     rng = np.random.default_rng(seed)
     values = _split_values(cfg, train)
     carved: dict[str, np.ndarray] = {}
@@ -282,12 +286,19 @@ def _splits(cfg: TableConfig, train: pd.DataFrame, seed: int,
 
 def _label_sets(col: pd.Series, sep: str) -> list[list[str]]:
     """One column of label sets ('a|b'; empty or missing: no labels) -> a list per row."""
+    import pandas as pd
+
+    from launchml.data.columns import category_key
+
     return [[] if pd.isna(v) else [p.strip() for p in category_key(v).split(sep) if p.strip()]
             for v in col]
 
 
 def _multi_hot(cfg: TableConfig, df: pd.DataFrame, labels: list[str], key: str) -> np.ndarray:
     """The N x K float32 multi-hot target of a multilabel table."""
+    from launchml.data.columns import BOOL_WORDS as _BOOL_WORDS
+    from launchml.data.columns import category_key
+
     y = np.zeros((len(df), len(labels)), dtype=np.float32)
     if isinstance(cfg.target, list):  # one 0/1 column per label
         for k, col in enumerate(cfg.target):
@@ -325,6 +336,11 @@ def _check_labels(y: np.ndarray, labels: list[str], target: Any) -> None:
 
 
 def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
+    import pandas as pd
+
+    from launchml.data.columns import DROPPED, category_key, infer_columns, target_task
+    from launchml.data.preprocess import fit_table, numbers, transform_table
+
     _check_config(cfg)
     head = _read(cfg, cfg.train, "train")
     targets = _targets(cfg)
@@ -421,5 +437,9 @@ def load_table_rows(sources: Any, preprocessing: dict[str, Any],
 
     ``base_dir``: where relative image paths are resolved (default: the working folder).
     """
+    import pandas as pd
+
+    from launchml.data.preprocess import transform_table
+
     df = sources if isinstance(sources, pd.DataFrame) else pd.DataFrame.from_records(sources)
     return transform_table(preprocessing, df, base_dir=base_dir)

@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from launchml.data.columns import _COMMA_NUMBER, NOTES, parse_numbers
+from launchml.data.columns import COMMA_NUMBER as _COMMA_NUMBER
+from launchml.data.columns import NOTES, parse_numbers
 from launchml.errors import ConfigError, DataError
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",

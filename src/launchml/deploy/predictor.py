@@ -16,8 +16,8 @@ from PIL import Image
 
 from launchml.data.image_folder import decode_images
 from launchml.data.images import IMAGE_EXTENSIONS
-from launchml.deploy.package import Package, load_package
 from launchml.errors import ConfigError, InputError, PackageError
+from launchml.package import Package, load_package
 
 Engine = Literal["auto", "torch", "onnx", "lightgbm"]
 TABLE_CHUNK = 4096  # rows scored at a time for tables

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from launchml import console
 from launchml.configbase import StrictModel
-from launchml.data.schema import Prepared
-from launchml.deploy.predictor import Predictor
-from launchml.errors import RunError
+from launchml.data.schema import Prepared, pick_split, split_arrays
 from launchml.runs import RunDir, write_json
+
+if TYPE_CHECKING:
+    from launchml.deploy.predictor import Predictor
 
 
 class EvaluateConfig(StrictModel):
@@ -22,24 +23,6 @@ class EvaluateConfig(StrictModel):
     split: Literal["auto", "test", "validation"] = Field(
         "auto", description="auto: test if there is one, else validation"
     )
-
-
-def pick_split(prepared: Prepared, choice: str) -> str:
-    order = ["test", "validation"] if choice == "auto" else [choice]
-    for name in order:
-        if prepared.split(name) is not None:
-            return name
-    raise RunError(
-        f"evaluate: no rows in split(s) {order}. Fix: set data.test, data.test_split or "
-        "data.validation_split so there is held-out data."
-    )
-
-
-def split_arrays(prepared: Prepared, name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    split = prepared.splits[name]
-    target = prepared.schema.target
-    inputs = {k: v for k, v in split.arrays.items() if k != target}
-    return inputs, np.asarray(split.arrays[target])
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> None:

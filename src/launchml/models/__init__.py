@@ -10,19 +10,40 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from pydantic import Field, field_validator
 
 from launchml.configbase import StrictModel
-from launchml.data.schema import Schema
 from launchml.errors import ModelError
-from launchml.tasks import Task
+
+if TYPE_CHECKING:
+    import torch
+
+    from launchml.models.networks import ImageModel, create_model
+
+# the built-in image networks and the module that registers each; their names are known
+# (config validation) before torch is imported, their builders load on first use
+BUILTIN_NETWORKS = {"seed_cnn": "launchml.models.seed_cnn",
+                    "timm": "launchml.models.timm_family"}
+
+
+def _lazy_network(name: str) -> Callable[..., torch.nn.Module]:
+    def build(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        import importlib
+
+        importlib.import_module(BUILTIN_NETWORKS[name])  # registers the real builder
+        if NETWORKS[name] is build:
+            raise ModelError(f"{BUILTIN_NETWORKS[name]} did not register network '{name}'")
+        return NETWORKS[name](*args, **kwargs)
+
+    return build
+
 
 # image networks (seed_cnn, timm): the backbones behind the image families and the
 # image-column encoder. The model families themselves are ``models.families.FAMILIES``.
-NETWORKS: dict[str, Callable[..., torch.nn.Module]] = {}
+NETWORKS: dict[str, Callable[..., torch.nn.Module]] = {n: _lazy_network(n)
+                                                        for n in BUILTIN_NETWORKS}
 PREFIXED = ("timm:",)
 # families that are not image networks, and 'auto'
 OTHER_FAMILIES = ("auto", "lightgbm", "linear", "mlp")
@@ -99,70 +120,19 @@ def list_families() -> list[str]:
     return sorted(n for n in NETWORKS if n != "timm") + [p + "<name>" for p in PREFIXED]
 
 
-def create_model(
-    spec: ModelConfig | dict[str, Any],
-    schema: Schema,
-    task: Task,
-    preprocessing: dict[str, Any],
-    *,
-    for_loading: bool = False,
-) -> torch.nn.Module:
-    """Build the model for ``schema`` and ``task`` with the fitted ``preprocessing`` state.
-
-    ``for_loading`` skips pretrained weight loading (the package's weights follow).
-    The returned model carries ``package_spec`` (the spec to save in a package) and
-    ``normalization()`` (the mean/std to save in its preprocessing state).
-    """
-    if isinstance(spec, dict):
-        spec = ModelConfig.model_validate(spec)
-    image_cols = [c for c in schema.inputs if c.type == "image"]
-    if len(image_cols) != 1 or len(schema.inputs) != 1:
-        raise ModelError(
-            f"model '{spec.name}' takes exactly one image column; the data has "
-            f"{[c.name + ':' + c.type for c in schema.inputs]}. Fix: for tables use "
-            "model.name: auto, lightgbm, linear or mlp."
-        )
-    h, w, c = image_cols[0].shape
-    family = "timm" if spec.name.startswith("timm:") else spec.name
-    build = NETWORKS[family]
-    net, mean, std, name = build(spec=spec, height=h, width=w, channels=c,
-                                 num_outputs=task.num_outputs, for_loading=for_loading)
-    state = preprocessing[image_cols[0].name]
-    # a package's normalization is part of its fitted state: package.json wins
-    mean, std = state.get("mean", mean), state.get("std", std)
-    model = ImageModel(net, rescale=state["rescale"], mean=mean, std=std)
-    # what package.json records: the bare architecture, loadable offline anywhere
-    model.package_spec = {"name": name, "pretrained": False, "dropout": spec.dropout}
-    return model
+# ``create_model`` and ``ImageModel`` (torch) live in ``models.networks``, imported on
+# first use; importing it registers the built-in networks (seed_cnn, timm)
+_LAZY = {"ImageModel": "launchml.models.networks", "create_model": "launchml.models.networks"}
 
 
-class ImageModel(torch.nn.Module):
-    """Raw pixels N x H x W x C -> rescale/normalize -> backbone (channels-last NCHW)."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-    def __init__(
-        self, net: torch.nn.Module, rescale: float, mean: list[float], std: list[float]
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.rescale = rescale
-        self.channels_last = False  # set by the trainer where it measures faster (GPUs)
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        value = globals()[name] = getattr(importlib.import_module(_LAZY[name]), name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def normalization(self) -> dict[str, list[float]]:
-        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        # permute keeps NHWC memory order (a channels-last NCHW view, free); CPUs without
-        # AVX-512 run contiguous NCHW faster, so the layout is chosen, not inherited
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        x = (image.permute(0, 3, 1, 2).float() * self.rescale).contiguous(memory_format=fmt)
-        x = (x - self.mean) / self.std
-        return self.net(x)
-
-
-# families register themselves on import
-from launchml.models import seed_cnn, timm_family  # noqa: E402,F401
 
 __all__ = ["NETWORKS", "ImageModel", "ModelConfig", "create_model", "is_network",
            "list_families", "register_network"]

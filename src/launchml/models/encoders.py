@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from launchml.errors import MissingDependencyError, ModelError
-from launchml.models import NETWORKS, ImageModel, ModelConfig
+from launchml.models import NETWORKS, ModelConfig
+from launchml.models.networks import ImageModel
 
 CHAR_DIM, CHAR_OUT, IMAGE_OUT = 64, 128, 64
 HEADS = 4

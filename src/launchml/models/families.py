@@ -220,7 +220,7 @@ class MLPFamily:
     def save(self, folder: Path) -> dict[str, Any]:
         from safetensors.torch import save_file
 
-        from launchml.deploy.package import WEIGHTS
+        from launchml.package import WEIGHTS
         from launchml.runs import atomic_path
 
         self.net.finalize()

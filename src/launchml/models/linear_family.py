@@ -204,3 +204,6 @@ def _loss(task: Task, y: np.ndarray, raw: np.ndarray) -> float:
     if task.name == "multilabel":
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
     return float(-np.mean(np.log(p[np.arange(len(y)), np.asarray(y, dtype=np.int64)])))
+
+
+validation_loss = _loss  # the public name (model selection in train.select ranks by it)

@@ -11,19 +11,21 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from launchml import console
 from launchml.configbase import StrictModel
-from launchml.data.schema import Prepared
-from launchml.deploy.package import ONNX, WEIGHTS, Package, save_package
-from launchml.deploy.predictor import Predictor
-from launchml.evaluate.evaluate import pick_split, split_arrays
+from launchml.data.schema import Prepared, pick_split, split_arrays
+from launchml.package import ONNX, WEIGHTS, Package, save_package
 from launchml.runs import RunDir, atomic_path, write_json
+
+if TYPE_CHECKING:
+    import torch
+
+    from launchml.deploy.predictor import Predictor
 
 
 class OptimizeConfig(StrictModel):
@@ -40,6 +42,8 @@ class OptimizeConfig(StrictModel):
 
 def export_onnx(model: torch.nn.Module, sample: dict[str, np.ndarray], path: Path) -> Path:
     """Export with a dynamic batch dimension (torch.export based exporter)."""
+    import torch
+
     model = model.eval()
     # integer ids stay int64; pixels (uint8) and numbers go in as float32
     kwargs = {k: torch.from_numpy(np.array(v[:2], dtype=np.int64 if v.dtype.kind == "i"
@@ -103,6 +107,8 @@ def _measure(predictor: Predictor, inputs, y, size: int, cfg: OptimizeConfig,
 
 def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
              run: RunDir) -> dict[str, dict[str, Any]]:
+    from launchml.deploy.predictor import Predictor
+
     split = pick_split(prepared, "auto")
     inputs, y = split_arrays(prepared, split)
     base = Predictor(package, engine="torch")

@@ -6,10 +6,14 @@ so a resumed run draws the same augmentations as an uninterrupted one.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from launchml.configbase import StrictModel
+
+if TYPE_CHECKING:
+    import torch
 
 
 class AugmentConfig(StrictModel):
@@ -26,6 +30,8 @@ class AugmentConfig(StrictModel):
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Return an augmented float copy of the uint8 batch ``x`` (N, H, W, C)."""
+    import torch
+
     n, h, w, _ = x.shape
     dev = x.device
 

@@ -24,11 +24,11 @@ import numpy as np
 
 from launchml import console
 from launchml.data.schema import Prepared, Split
-from launchml.deploy.package import save_package
 from launchml.errors import ConfigError, RunError
 from launchml.models import is_network
 from launchml.models.families import FAMILIES, FitContext, combine, create_family, family_class
-from launchml.models.linear_family import _loss
+from launchml.models.linear_family import validation_loss as _loss
+from launchml.package import save_package
 from launchml.runs import RunDir, append_jsonl, write_json
 from launchml.tasks import Task, create_task
 from launchml.train.trainer import TrainResult

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-import torch
+# torch is imported by the functions that use it: the CLI calls tune_allocator at start
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -43,6 +43,8 @@ def tune_allocator() -> dict[str, Any]:
 
 
 def resolve_accelerator(requested: str) -> str:
+    import torch
+
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -57,6 +59,8 @@ def resolve_accelerator(requested: str) -> str:
 
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with AVX512-BF16 or AMX; elsewhere bf16 matmuls/convs are emulated."""
+    import torch
+
     cpu = torch.cpu
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
@@ -64,6 +68,8 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_precision(requested: str, accelerator: str) -> str:
     """'auto' is bf16 on GPUs that support it, fp32 elsewhere (bf16 on CPU is opt-in)."""
+    import torch
+
     if requested == "bf16" and accelerator == "cpu" and not cpu_has_native_bf16():
         from launchml import console
 
