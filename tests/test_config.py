@@ -55,7 +55,8 @@ def test_template_is_a_valid_commented_config(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(text)
     cfg = RunConfig.load(path)
-    assert cfg.name == "cancer" and cfg.data.train == "data/train"
+    # relative data paths are read from the config file's folder, wherever launchml runs
+    assert cfg.name == "cancer" and cfg.data.train == str(tmp_path / "data" / "train")
     with pytest.raises(ConfigError, match="available: image-classification"):
         template("nope")
 

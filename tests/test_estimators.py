@@ -24,7 +24,7 @@ def test_classifier_in_cross_val_score_with_integer_labels():
 def test_params_and_clone():
     clf = launchml.Classifier(validation_split=0.3, seed=3)
     assert clf.get_params() == {"model": "auto", "time_limit": None, "validation_split": 0.3,
-                                "column_types": None, "seed": 3}
+                                "column_types": None, "seed": 3, "verbose": 0}
     assert clone(clf).get_params() == clf.get_params()
 
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from launchml.config import RunConfig
-from launchml.deploy.package import Package, load_package
-from launchml.deploy.predictor import Predictor, load
 from launchml.errors import (
     ConfigError,
     DataError,
@@ -24,14 +21,47 @@ from launchml.errors import (
     PackageError,
     RunError,
 )
-from launchml.estimators import Classifier, Regressor
-from launchml.pipeline import STAGES, Run, run
 
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from launchml.config import RunConfig
+    from launchml.deploy.predictor import Predictor, load
+    from launchml.estimators import Classifier, Regressor
+    from launchml.package import Package, load_package
+    from launchml.pipeline import STAGES, Run, run
+
 __version__ = "0.1.0"
+
+# public name -> the module that defines it, imported on first access (PEP 562), so that
+# ``import launchml`` and the CLI start without torch, pandas, scikit-learn ...
+_LAZY = {
+    "RunConfig": "launchml.config",
+    "Package": "launchml.package",
+    "load_package": "launchml.package",
+    "Predictor": "launchml.deploy.predictor",
+    "load": "launchml.deploy.predictor",
+    "Classifier": "launchml.estimators",
+    "Regressor": "launchml.estimators",
+    "STAGES": "launchml.pipeline",
+    "Run": "launchml.pipeline",
+    "run": "launchml.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = globals()[name] = getattr(importlib.import_module(module), name)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "STAGES",
@@ -56,7 +86,7 @@ __all__ = [
 ]
 
 # fit()'s own options; every TableConfig field but train and target is one too
-_FIT_OPTIONS = ("name", "output_dir", "seed", "model", "time_limit", "overwrite")
+_FIT_OPTIONS = ("name", "output_dir", "seed", "model", "time_limit", "overwrite", "verbose")
 
 
 def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
@@ -75,6 +105,7 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
     - ``seed``: splits and training (default 42).
     - ``model``: the family, e.g. "lightgbm" (default "auto"), or a ``model:`` dict.
     - ``time_limit``: seconds for model selection (``model.time_limit``).
+    - ``verbose``: 0 prints no progress, 1 prints it (default: LAUNCHML_QUIET decides).
     - ``overwrite``: start over when the run folder exists (default False: a run
       folder that already holds a model or checkpoints is an error).
     - any ``data:`` field of a table config: ``task``, ``test_split``,
@@ -84,8 +115,10 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
 
     import pandas as pd
 
+    from launchml.config import RunConfig
     from launchml.data.table_adapter import TableConfig
     from launchml.errors import RunError
+    from launchml.pipeline import run
 
     table_fields = [f for f in TableConfig.model_fields if f not in ("train", "target")]
     unknown = sorted(set(options) - {*_FIT_OPTIONS, *table_fields})
@@ -144,7 +177,7 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
         saved.parent.mkdir(parents=True, exist_ok=True)
         _absolute_image_paths(data.rename(columns=str), cfg.data.column_types).to_parquet(saved)
         overwrite = False  # done above: run() would delete the table just saved
-    return run(cfg, overwrite=overwrite)
+    return run(cfg, overwrite=overwrite, verbose=options.get("verbose"))
 
 
 def _absolute_image_paths(df: Any, types: dict[str, str]) -> Any:

@@ -22,7 +22,7 @@ from launchml.evaluate.evaluate import EvaluateConfig
 from launchml.models import ModelConfig
 from launchml.optimize.onnx_variants import OptimizeConfig
 from launchml.runs import RunDir, write_text
-from launchml.train.trainer import TrainConfig
+from launchml.train.config import TrainConfig
 
 CONFIG_VERSION = 1
 TEMPLATES = Path(__file__).parent / "templates"
@@ -98,8 +98,8 @@ class RunConfig(StrictModel):
     def load(cls, source: RunConfig | dict[str, Any] | str | Path) -> RunConfig:
         if isinstance(source, RunConfig):
             return source
-        if isinstance(source, dict):
-            return validate(cls, source, "dict")
+        if isinstance(source, dict):  # relative data paths: from the working folder
+            return validate(cls, _from_folder(source, Path.cwd()), "dict")
         path = Path(source)
         if not path.exists():
             raise ConfigError(f"config file '{path}' does not exist. Fix: launchml init "
@@ -111,7 +111,7 @@ class RunConfig(StrictModel):
         if not isinstance(data, dict):
             raise ConfigError(f"'{path}' must hold a mapping (key: value lines), got "
                               f"{type(data).__name__}")
-        return validate(cls, data, str(path))
+        return validate(cls, _from_folder(data, path.parent), str(path))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -132,8 +132,29 @@ class RunConfig(StrictModel):
                 if not isinstance(node.get(part), dict):
                     raise ConfigError(f"--set '{item}': '{part}' is not a config section")
                 node = node[part]
-            node[parts[-1]] = yaml.safe_load(value)
+            try:
+                node[parts[-1]] = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                where = getattr(e, "problem", None) or "not valid YAML"
+                raise ConfigError(
+                    f"--set '{item}': the value {value!r} is {where}. Fix: quote it for YAML, "
+                    f"e.g. --set \"{key}='{value}'\"") from None
         return validate(RunConfig, data, "--set")
+
+
+def _from_folder(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative data paths in a config file are read from the file's folder (as the
+    templates say), wherever launchml is started (a dict's from the working folder);
+    the config holds them absolute, so the saved config means the same anywhere."""
+    section = data.get("data")
+    if not isinstance(section, dict):
+        return data
+    section = dict(section)
+    for key in ("train", "validation", "test"):
+        value = section.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            section[key] = str((folder / value).resolve())
+    return {**data, "data": section}
 
 
 def template(name: str) -> str:

@@ -38,19 +38,23 @@ class _TableEstimator(BaseEstimator):
 
     def __init__(self, *, model: str = "auto", time_limit: float | None = None,
                  validation_split: float = 0.2, column_types: dict[str, str] | None = None,
-                 seed: int = 42) -> None:
+                 seed: int = 42, verbose: int = 0) -> None:
         self.model = model
         self.time_limit = time_limit
         self.validation_split = validation_split
         self.column_types = column_types
         self.seed = seed
+        self.verbose = verbose  # 0: quiet inside cross-validation and searches; 1: progress
 
     def fit(self, X: Any, y: Any) -> _TableEstimator:
+        from launchml.console import verbosity
         from launchml.deploy.predictor import Predictor
         from launchml.pipeline import run
 
         df = _frame(X)
         target = np.asarray(y)
+        if target.ndim == 2 and target.shape[1] == 1:  # a column vector, as sklearn accepts
+            target = target.ravel()
         if len(target) != len(df):
             raise ValueError(f"X has {len(df)} rows but y has {len(target)}")
         self.feature_names_in_ = np.array(df.columns, dtype=object)
@@ -61,7 +65,8 @@ class _TableEstimator(BaseEstimator):
             df[TARGET] = [category_key(v) for v in target]
         else:
             df[TARGET] = target.astype(float)
-        with tempfile.TemporaryDirectory(prefix="launchml-fit-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="launchml-fit-") as tmp, \
+                verbosity(self.verbose):
             path = Path(tmp) / "train.parquet"
             df.to_parquet(path)
             result = run({
@@ -76,6 +81,9 @@ class _TableEstimator(BaseEstimator):
         return self
 
     def _rows(self, X: Any) -> list[dict[str, Any]]:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "predictor_")  # NotFittedError, as scikit-learn raises
         return self.predictor_.predict(_frame(X))
 
 

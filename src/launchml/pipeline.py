@@ -19,7 +19,7 @@ from launchml.config import RunConfig
 from launchml.data import SOURCES, Prepared, load_prepared
 from launchml.deploy.package import ONNX, load_package, update_package
 from launchml.deploy.predictor import Predictor
-from launchml.errors import ConfigError, RunError
+from launchml.errors import ConfigError, LaunchmlError, RunError
 from launchml.evaluate import evaluate
 from launchml.optimize import optimize
 from launchml.runs import RunDir, atomic_path, read_json
@@ -86,11 +86,64 @@ def run(
     stages: list[str] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    verbose: int | None = None,
 ) -> Run:
-    """Run the pipeline (or the listed stages) and return the ``Run``."""
+    """Run the pipeline (or the listed stages) and return the ``Run``.
+
+    ``verbose``: 0 prints no progress (warnings still), 1 prints it; None: as the
+    LAUNCHML_QUIET environment variable says. Every message also goes to the
+    ``launchml`` logger.
+    """
+    if verbose is not None:
+        with console.verbosity(verbose):
+            return run(config, stages=stages, resume=resume, overwrite=overwrite)
     cfg = RunConfig.load(config)
     todo = _check_stages(stages)
+    _check_against_saved(cfg, todo, resume and not overwrite)  # before anything is written
+    new = not cfg.run_dir.root.exists() or overwrite
     rd = _start(cfg, todo, resume, overwrite)
+    try:
+        return _stages(cfg, rd, todo, resume)
+    except LaunchmlError:
+        # a run refused for its data or config leaves no stray folder; one with a model
+        # or checkpoints is kept (--resume continues it)
+        if new and not (rd.model / "package.json").exists() and not rd.checkpoints.exists():
+            shutil.rmtree(rd.root, ignore_errors=True)
+        raise
+
+
+def _check_against_saved(cfg: RunConfig, todo: list[str], resume: bool) -> None:
+    """Refuse, before writing anything, a --resume whose settings differ from its
+    checkpoint's, and later stages run against data the config no longer describes."""
+    from launchml.train import resume_key
+
+    saved_path = cfg.run_dir.config
+    if not saved_path.exists() or "prepare" in todo and not resume:
+        return
+    try:
+        saved = RunConfig.load(saved_path)
+    except ConfigError:
+        return  # an unreadable old config: the checkpoint's own key check still applies
+    if resume:
+        a = resume_key(saved.model_dump(mode="json"), "")
+        b = resume_key(cfg.model_dump(mode="json"), "")
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if diff:
+            shown = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff)
+            raise RunError(f"--resume: run '{cfg.run_dir.root}' was started with other "
+                           f"settings: {shown}. Nothing was changed. Fix: restore them, or "
+                           "--overwrite (overwrite=True) to start again.")
+    elif saved.data != cfg.data:
+        a, b = saved.data.model_dump(mode="json"), cfg.data.model_dump(mode="json")
+        diff = "; ".join(f"data.{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(
+            set(a) | set(b)) if a.get(k) != b.get(k))
+        raise RunError(f"run '{cfg.run_dir.root}' was prepared with other data settings "
+                       f"({diff}); stages {', '.join(todo)} would use the old data. Fix: add "
+                       "the prepare stage (--stages prepare,...), or score new labelled data "
+                       "with `launchml evaluate <package> --data <folder or file>`.")
+
+
+def _stages(cfg: RunConfig, rd: RunDir, todo: list[str], resume: bool) -> Run:
     result = Run(config=cfg, dir=rd)
     prepare = SOURCES[cfg.data.kind]
     timer = _StageTimer(result)
@@ -117,6 +170,12 @@ def run(
     if "evaluate" in todo:
         with timer("evaluate"):
             predictor = Predictor(load_package(rd.model))
+            made_from = predictor.package.meta["provenance"].get("data_fingerprint")
+            if made_from and made_from != prepared.manifest.get("fingerprint"):
+                raise RunError(f"evaluate: the prepared data in '{rd.prepared}' is not the "
+                               f"data the model in '{rd.model}' was trained on (prepared "
+                               "again with other settings since). Fix: train again (--stages "
+                               "train,optimize,evaluate,deploy) or --overwrite.")
             result.metrics = evaluate(cfg.evaluate, predictor, prepared, rd)
     if "deploy" in todo:
         with timer("deploy"):

@@ -1,0 +1,98 @@
+"""What a new user hit with runs, configs and the estimators: each fixed, each tried here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.exceptions import NotFittedError
+
+import launchml
+from launchml.config import RunConfig
+from tests.conftest import digits_config
+
+
+def _csv(tmp_path, n=80):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    df["y"] = np.where(df.x + 0.3 * df.z > 0, "a", "b")
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def test_classifier_is_quiet_by_default_and_verbose_on_request(tmp_path, caplog, capsys,
+                                                               monkeypatch):
+    monkeypatch.setenv("LAUNCHML_QUIET", "0")  # a user's shell: progress is on by default
+    _, df = _csv(tmp_path)
+    X, y = df[["x", "z"]], df[["y"]].to_numpy()  # a column vector y, as sklearn accepts
+    with caplog.at_level(logging.INFO, logger="launchml"):
+        clf = launchml.Classifier(model="linear").fit(X, y)
+    assert capsys.readouterr().err == ""  # 416 lines per cross-validation once
+    assert any("leaderboard" in r.getMessage() for r in caplog.records)  # still logged
+    assert clf.score(X, y.ravel()) > 0.8
+    launchml.Classifier(model="linear", verbose=1).fit(X, y.ravel())
+    assert "leaderboard" in capsys.readouterr().err
+    with pytest.raises(NotFittedError):
+        launchml.Classifier().predict(X)
+
+
+def test_set_with_a_value_that_is_not_yaml_is_one_line(tmp_path):
+    path, _ = _csv(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "c", "output_dir": str(tmp_path / "runs"),
+                                   "data": {"train": "t.csv", "target": "y"}}))
+    proc = subprocess.run([sys.executable, "-m", "launchml", "run", str(cfg), "--set",
+                           "data.delimiter=,"], capture_output=True, text=True,
+                          env={**os.environ, "LAUNCHML_QUIET": "1"}, timeout=300)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "data.delimiter" in proc.stderr and "quote it" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_relative_paths_are_read_from_the_config_files_folder(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    _csv(project)
+    cfg = project / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "c", "output_dir": str(tmp_path / "runs"),
+                                   "data": {"train": "t.csv", "target": "y"},
+                                   "model": {"name": "linear"}}))
+    monkeypatch.chdir(tmp_path)  # elsewhere: 't.csv' is not here
+    run = launchml.run(RunConfig.load(cfg), stages=["prepare", "train"])
+    saved = yaml.safe_load(run.dir.config.read_text())
+    assert saved["data"]["train"] == str(project / "t.csv")
+
+
+def test_a_refused_run_leaves_no_folder_behind(tmp_path):
+    path, df = _csv(tmp_path)
+    df.drop(columns="y").to_csv(path, index=False)  # no target column
+    with pytest.raises(launchml.DataError, match="no target column 'y'"):
+        launchml.run({"name": "bad", "output_dir": str(tmp_path / "runs"),
+                      "data": {"train": str(path), "target": "y"}})
+    assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_refused_resume_changes_nothing_and_evaluate_checks_the_data(digits_dir, tmp_path):
+    cfg = digits_config(digits_dir, tmp_path, epochs=1)
+    run = launchml.run(cfg, stages=["prepare", "train"])
+    before = {p.name: p.stat().st_mtime_ns for p in run.dir.prepared.iterdir()}
+    changed = {**cfg, "data": {**cfg["data"], "target_size": [28, 28]}}
+    with pytest.raises(launchml.RunError, match=r"data.target_size: \[24, 24\] -> \[28, 28\]"):
+        launchml.run(changed, stages=["prepare", "train"], resume=True)
+    assert {p.name: p.stat().st_mtime_ns for p in run.dir.prepared.iterdir()} == before
+    # evaluate alone with another test folder would score the old one: refused
+    other = {**cfg, "data": {**cfg["data"], "test": str(digits_dir / "train")}}
+    with pytest.raises(launchml.RunError, match="data.test"):
+        launchml.run(other, stages=["evaluate"])
+    # prepared again with other settings, then evaluate: the package no longer matches
+    launchml.run(changed, stages=["prepare"])
+    with pytest.raises(launchml.RunError, match="not the data the model"):
+        launchml.run(changed, stages=["evaluate"])
