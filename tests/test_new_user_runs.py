@@ -96,3 +96,30 @@ def test_refused_resume_changes_nothing_and_evaluate_checks_the_data(digits_dir,
     launchml.run(changed, stages=["prepare"])
     with pytest.raises(launchml.RunError, match="not the data the model"):
         launchml.run(changed, stages=["evaluate"])
+
+
+def test_a_member_worse_than_the_constant_baseline_is_reported(tmp_path):
+    from launchml.tasks import create_task
+    from launchml.train.select import baseline_loss
+
+    task = create_task("binary", ["a", "b"])
+    y_train, y_valid = np.array([0, 0, 0, 1]), np.array([0, 1])
+    assert baseline_loss(task, y_train, y_valid) == pytest.approx(
+        -(np.log(0.75) + np.log(0.25)) / 2)
+    path, _ = _csv(tmp_path, n=120)
+    run = launchml.run({"name": "b", "output_dir": str(tmp_path / "runs"), "seed": 0,
+                        "data": {"train": str(path), "target": "y"},
+                        "model": {"name": "mlp", "hidden": [8]},
+                        "train": {"epochs": 2, "learning_rate": 1000.0, "optimizer": "sgd",
+                                  "momentum": 0.0}}, stages=["prepare", "train"])
+    board = yaml.safe_load((run.dir.root / "leaderboard.json").read_text())
+    assert board[0]["below_baseline"] is True
+
+
+def test_scores_without_a_test_split_are_marked_optimistic(digits_dir, tmp_path):
+    cfg = digits_config(digits_dir, tmp_path, epochs=1)
+    cfg["data"] = {k: v for k, v in cfg["data"].items() if k != "test"}
+    cfg["data"]["test_split"] = 0.0
+    run = launchml.run({**cfg, "optimize": {"onnx": False, "int8": False}},
+                       stages=["prepare", "train", "evaluate"])
+    assert run.metrics["split"] == "validation" and run.metrics["optimistic"] is True

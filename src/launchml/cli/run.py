@@ -11,8 +11,9 @@ from launchml.cli.main import app, handle_errors
 
 @app.command()
 @handle_errors
-def init(template: str = typer.Argument("image-classification",
-                                        help="template name, e.g. image-classification")) -> None:
+def init(template: str = typer.Argument(
+        "image-classification", help="template name: image-classification (a folder of "
+        "images, one sub-folder per class) or tabular (a CSV/Parquet/JSON Lines table)")) -> None:
     """Print a commented config to edit: launchml init image-classification > my.yaml"""
     from launchml.config import template as load_template
 

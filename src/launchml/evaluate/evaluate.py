@@ -64,6 +64,11 @@ def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
         console.warn("evaluate: no test rows, and the model was refit on train + validation, "
                      "so these validation scores are in-sample (optimistic). Fix: "
                      "data.test_split > 0 or a data.test table.")
+    elif name == "validation":
+        metrics["optimistic"] = True
+        console.warn("evaluate: no test split, so these are validation scores; validation "
+                     "also chose the best epoch (and family), so they are optimistic. Fix: "
+                     "data.test (a folder or table) or data.test_split > 0.")
     write_json(run.evaluation / "metrics.json", metrics)
     if "confusion_matrix" in metrics:
         plot_confusion(metrics["confusion_matrix"], predictor.labels,

@@ -331,7 +331,9 @@ def combine(task: Task, raws: list[np.ndarray], weights: list[float]) -> np.ndar
         p = sum(wi * task.probabilities(r) for wi, r in zip(w, raws, strict=True))
         return np.log(np.clip(p, 1e-12, None))
     # binary and multilabel: per-output sigmoid probabilities -> logits
-    p = sum(wi / (1 + np.exp(-np.asarray(r, dtype=np.float64)))
+    from scipy.special import expit
+
+    p = sum(wi * expit(np.asarray(r, dtype=np.float64))
             for wi, r in zip(w, raws, strict=True))
     p = np.clip(p, 1e-12, 1 - 1e-12)
     return np.log(p / (1 - p))

@@ -92,7 +92,9 @@ class BinaryTask(Task):
         return ((logits.squeeze(1) > 0).long() == target).sum()
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        p = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64).reshape(-1)))
+        from scipy.special import expit
+
+        p = expit(np.asarray(logits, dtype=np.float64).reshape(-1))  # the one sigmoid
         return np.stack([1.0 - p, p], axis=1)
 
     def predict_index(self, probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
@@ -113,10 +115,9 @@ class MulticlassTask(Task):
         return (logits.argmax(1) == target).sum()
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        z = np.asarray(logits, dtype=np.float64)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        from scipy.special import softmax
+
+        return softmax(np.asarray(logits, dtype=np.float64), axis=1)
 
 
 def classification_metrics(

@@ -51,7 +51,9 @@ class MultilabelTask(Task):
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         z = np.asarray(logits, dtype=np.float64).reshape(-1, self.num_outputs)
-        return 1.0 / (1.0 + np.exp(-z))
+        from scipy.special import expit
+
+        return expit(z)
 
     def predict(self, probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """N x K booleans: the labels each row is predicted to have."""

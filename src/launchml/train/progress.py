@@ -17,15 +17,16 @@ from launchml import console
 
 
 class EpochProgress:
-    def __init__(self, epochs: int, images: int) -> None:
+    def __init__(self, epochs: int, images: int, unit: str = "img") -> None:
         self.epochs = epochs
         self.images = images
+        self.unit = unit  # "img" for image networks, "rows" for a table's neural member
         self.bar: Progress | None = None
         if console.console.is_terminal and not console.quiet():
             self.bar = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
                 BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.0f} img/s"), TimeRemainingColumn(),
+                TextColumn("{task.fields[rate]:.0f} " + unit + "/s"), TimeRemainingColumn(),
                 console=console.console, transient=True,
             )
             self.bar.start()
@@ -51,7 +52,7 @@ class EpochProgress:
         parts = [f"{k}={row[k]:.4f}" for k in ("train_loss", "train_accuracy", "val_loss",
                                                 "val_accuracy") if k in row]
         console.info(f"epoch {row['epoch']}/{self.epochs} " + " ".join(parts)
-                     + f" {row['train_images_per_s']:.0f} img/s")
+                     + f" {row['train_images_per_s']:.0f} {self.unit}/s")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -71,6 +71,26 @@ def choose_families(cfg: Any, states: dict[str, Any], task: Task) -> list[str]:
     return picked
 
 
+def baseline_loss(task: Task, y_train: np.ndarray, y_valid: np.ndarray) -> float:
+    """Validation loss of the constant model fit on train: the class (or label)
+    frequencies, or the mean value. A family at or above it learned nothing."""
+    n = len(y_valid)
+    if task.name == "regression":
+        raw = np.full((n, 1), float(np.mean(y_train)))
+    elif task.name == "multiclass":
+        counts = np.bincount(y_train.astype(np.int64), minlength=task.num_outputs) + 1.0
+        raw = np.tile(np.log(counts / counts.sum()), (n, 1))
+    else:  # binary, multilabel: per-output logits of the positive rates
+        p = np.clip(np.asarray(y_train, dtype=np.float64).reshape(len(y_train), -1).mean(0),
+                    1e-6, 1 - 1e-6)
+        raw = np.tile(np.log(p / (1 - p)), (n, 1))
+    return _loss(task, y_valid, raw.reshape(n, -1) if task.num_outputs > 1 else raw)
+
+
+def _baseline_name(task: Task) -> str:
+    return "the training mean" if task.name == "regression" else "the training class rates"
+
+
 def _scores(task: Task, y: np.ndarray, raw: np.ndarray) -> dict[str, float]:
     m = task.metrics(y, raw)
     keys = ("accuracy", "log_loss", "roc_auc", "f1_macro") if task.name != "regression" \
@@ -139,6 +159,13 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
             row["validation_loss"] = round(_loss(task, valid[1], raw), 6)
             row.update(_scores(task, valid[1], raw))
             fam.val_raw = raw
+            base = baseline_loss(task, np.asarray(train[1]), np.asarray(valid[1]))
+            if row["validation_loss"] >= base:
+                row["below_baseline"] = True
+                console.warn(f"train: {name} is no better than the constant baseline on "
+                             f"validation (loss {row['validation_loss']:.4f} vs "
+                             f"{base:.4f} for {_baseline_name(task)}); it learned nothing "
+                             "usable. Check the features and train.* settings.")
         fitted[name] = fam
         board.append(row)
     ranked = sorted((r for r in board if "validation_loss" in r),

@@ -189,10 +189,11 @@ class Trainer:
         started = time.perf_counter()
         console.info(
             f"train: {len(train)} rows, {cfg.epochs} epochs on {settings['accelerator']} "
-            f"({settings['precision']}, {settings['num_threads']} threads"
+            f"({settings['precision']}, {settings['num_threads']} "
+            f"thread{'s' if settings['num_threads'] != 1 else ''}"
             f"{', compiled' if settings['compile'] else ''})"
         )
-        progress = EpochProgress(cfg.epochs, len(train))
+        progress = EpochProgress(cfg.epochs, len(train), unit="img" if images else "rows")
         first = cfg.epochs + 1 if state.get("stopped") else state["epoch"] + 1
         for epoch in range(first, cfg.epochs + 1):
             torch.manual_seed(self.seed * 1000 + epoch)  # dropout etc., resumable
