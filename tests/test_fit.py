@@ -33,7 +33,7 @@ def test_fit_a_csv_file(wine, tmp_path):
     cfg = yaml.safe_load(run.dir.config.read_text())
     assert cfg["data"]["train"] == str(path) and cfg["data"]["test_split"] == 0.25
     assert cfg["model"]["name"] == "lightgbm"
-    rows = run.predictor.predict(wine.drop(columns=["cultivar"]).head(3).to_dict("records"))
+    rows = run.predictor.predict_rows(wine.drop(columns=["cultivar"]).head(3).to_dict("records"))
     assert [r["label"] for r in rows] == wine["cultivar"].head(3).tolist()
 
 
@@ -76,7 +76,7 @@ def test_fit_a_text_table_and_predict_plain_strings(tmp_path):
     reviews(300).drop(columns=["stars_shown", "shop"]).to_csv(path, index=False)
     run = launchml.fit(path, target="label", model="linear", output_dir=str(tmp_path / "runs"))
     assert run.metrics["accuracy"] >= 0.85
-    rows = run.predictor.predict(["Great coffee, fast delivery", "Cold coffee and rude staff"])
+    rows = run.predictor.predict_rows(["Great coffee, fast delivery", "Cold coffee and rude staff"])
     assert [r["label"] for r in rows] == ["positive", "negative"]
     with pytest.raises(launchml.InputError, match="plain values of its one column 'review'"):
-        run.predictor.predict([3.5])
+        run.predictor.predict_rows([3.5])

@@ -38,7 +38,7 @@ def test_auto_on_an_image_folder_uses_the_shared_selection(digits_dir, tmp_path)
     assert meta["model"]["name"] == "auto"
     assert [m["family"] for m in meta["model"]["members"]] == ["seed_cnn"]
     files = sorted((digits_dir / "test" / "2").glob("*.png"))[:3]
-    assert len(run.predictor.predict(files)) == 3
+    assert len(run.predictor.predict_rows(files)) == 3
 
 
 def test_image_and_table_packages_have_one_shape(digits_run, tmp_path):
@@ -102,3 +102,32 @@ def test_a_table_run_with_and_without_an_irrelevant_set_trains_identically(tmp_p
     assert board_a[0]["validation_loss"] == board_b[0]["validation_loss"]
     ya, yb = (yaml.safe_load(r.dir.config.read_text()) for r in (a, b))
     assert ya["train"] == yb["train"] and ya["train"]["epochs"] == 100
+
+
+def test_python_api_one_shape_per_call(digits_run, tmp_path):
+    """predict: labels (or values); predict_proba: a frame; predict_rows: both; the
+    run's predictor is loaded once; leaderboard() on the run and the predictor."""
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    predictor = digits_run.predictor
+    assert digits_run.predictor is predictor  # cached
+    labels_run = launchml.fit(_table(tmp_path), target="label", model="linear",
+                              output_dir=str(tmp_path / "runs"))
+    x = pd.read_csv(tmp_path / "t.csv").drop(columns="label").head(5)
+    labels = labels_run.predictor.predict(x)
+    assert len(labels) == 5 and set(labels) <= {"yes", "no"}
+    proba = labels_run.predictor.predict_proba(x)
+    assert list(proba.columns) == ["no", "yes"] and proba.shape == (5, 2)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    t = labels_run.predictor.package.threshold or 0.5  # tuned on validation for tables
+    assert [("yes" if p >= t else "no") for p in proba["yes"]] == labels
+    rows = labels_run.predictor.predict_rows(x)
+    assert [r["label"] for r in rows] == labels
+    assert list(labels_run.leaderboard()["family"]) == ["linear"]
+    assert list(labels_run.predictor.leaderboard()["family"]) == ["linear"]
+    reg = launchml.fit(pd.read_csv(tmp_path / "t.csv").assign(y=lambda d: d.income * 2),
+                       target="y", model="linear", output_dir=str(tmp_path / "runs"))
+    values = reg.predictor.predict(x.assign(label="no"))
+    assert all(isinstance(v, float) for v in values)
+    assert matplotlib.get_backend() == backend  # evaluate drew its plot without pyplot

@@ -36,7 +36,7 @@ def test_table_variant_serves_with_engine_auto_and_rerun_drops_stale_variants(tm
     variant = run.dir.variants / "onnx"
     auto = Predictor.load(variant)
     assert auto.engine == "onnx"
-    assert auto.predict(x) == Predictor.load(variant, engine="onnx").predict(x)
+    assert auto.predict_rows(x) == Predictor.load(variant, engine="onnx").predict_rows(x)
 
     # a second run of a trained table run is refused (it once replaced the model silently)
     with pytest.raises(launchml.RunError, match="already has a trained model"):
@@ -116,5 +116,5 @@ def test_fit_a_dataframe_with_image_paths_relative_to_the_working_folder(tmp_pat
     monkeypatch.chdir(tmp_path)
     frame = pd.read_csv(image_table(tmp_path, n=40))  # photo: images/<i>.png, from the cwd
     run = launchml.fit(frame, target="label", model="lightgbm", output_dir="runs")
-    assert run.predictor.predict(frame.drop(columns="label").head(2))
+    assert run.predictor.predict_rows(frame.drop(columns="label").head(2))
     assert frame["photo"].iloc[0] == "images/0.png"  # the caller's DataFrame is untouched

@@ -3,7 +3,7 @@
     import launchml
     run = launchml.run("cancer.yaml")          # prepare -> train -> optimize -> evaluate -> deploy
     predictor = launchml.load("runs/cancer/model")
-    predictor.predict(["scan1.png", "scan2.png"])
+    predictor.predict(["scan1.png", "scan2.png"])        # labels; predict_proba, predict_rows
 
     run = launchml.fit("reviews.csv", target="label")   # a table, no config file
 """

@@ -84,7 +84,7 @@ class _TableEstimator(BaseEstimator):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "predictor_")  # NotFittedError, as scikit-learn raises
-        return self.predictor_.predict(_frame(X))
+        return self.predictor_.predict_rows(_frame(X))
 
 
 class Classifier(ClassifierMixin, _TableEstimator):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launchml.data.schema import Schema
-from launchml.errors import PackageError
+from launchml.errors import ConfigError, PackageError
 from launchml.runs import atomic_path, read_json, write_json
 
 if TYPE_CHECKING:
@@ -169,10 +169,16 @@ def update_package(pkg: Package, **changes: Any) -> Package:
 
 
 def export_zip(package_dir: str | Path, out: str | Path) -> Path:
-    """Write a package folder as one .zip file (the files at the archive's top level)."""
-    pkg = load_package(package_dir)
+    """Write a package folder as one compressed .zip file (the files at the archive's top
+    level); ``out`` must end in .zip, the one archive ``load_package`` reads."""
     out = Path(out)
-    with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as zf:
+    if out.suffix != ".zip":
+        stem = out.name.split(".")[0] or "model"
+        raise ConfigError(f"'{out}': a package is exported as a .zip file, the archive that "
+                          f"predict, serve and launchml.load read. Fix: name it '{stem}.zip'.")
+    pkg = load_package(package_dir)
+    with atomic_path(out, suffix=".zip") as tmp, \
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in ["package.json", *(f for f in pkg.meta["files"].values() if f)]:
             zf.write(pkg.path / name, arcname=name)
     return out

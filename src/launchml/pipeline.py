@@ -6,6 +6,7 @@ tail of the pipeline can run on its own (``stages=["evaluate"]``).
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Iterator
@@ -44,9 +45,17 @@ class Run:
     def model_dir(self) -> Path:
         return self.dir.model
 
-    @property
+    @functools.cached_property
     def predictor(self) -> Predictor:
+        """The run's model package, loaded once."""
         return Predictor.load(self.dir.model)
+
+    def leaderboard(self) -> Any:
+        """The families ranked on validation (``leaderboard.json``) as a DataFrame."""
+        import pandas as pd
+
+        path = self.dir.root / "leaderboard.json"
+        return pd.DataFrame(read_json(path) if path.exists() else [])
 
 
 def _check_stages(stages: list[str] | None) -> list[str]:

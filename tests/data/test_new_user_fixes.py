@@ -272,7 +272,7 @@ def test_decimal_comma_day_first_table_end_to_end(tmp_path):
     assert pre["temp"]["type"] == pre["humidity"]["type"] == "number"
     assert pre["date"]["type"] == "datetime" and pre["date"]["dayfirst"] is True
     assert run.metrics["accuracy"] > 0.7
-    assert len(run.predictor.predict(path)) == 160  # the file again, read in chunks
+    assert len(run.predictor.predict_rows(path)) == 160  # the file again, read in chunks
 
     from fastapi.testclient import TestClient
 

@@ -37,7 +37,7 @@ def test_pima_diabetes_inspect_then_train_and_test(rdataset_csv, tmp_path):
     majority = max(s["support"] for s in m["per_class"].values()) / m["n"]  # 0.67
     assert m["accuracy"] > majority + 0.02 and m["roc_auc"] > 0.7
     assert "rownames" not in run.predictor.package.preprocessing
-    assert len(run.predictor.predict(test)) == 332
+    assert len(run.predictor.predict_rows(test)) == 332
 
 
 def test_quakes_regression(rdataset_csv, tmp_path):

@@ -50,7 +50,7 @@ def test_format_1_image_package_is_upgraded_on_load(digits_run, digits_dir, tmp_
     del meta["preprocessing"]["image"]["channels"]
     (old / "package.json").write_text(json.dumps(meta))
     files = sorted((digits_dir / "test" / "3").glob("*.png"))[:4]
-    assert launchml.load(old).predict(files) == launchml.load(digits_run.dir.model).predict(
+    assert launchml.load(old).predict_rows(files) == launchml.load(digits_run.dir.model).predict_rows(
         files)
     assert load_package(old).meta["model"]["members"][0]["family"] == "seed_cnn"
 
@@ -58,24 +58,24 @@ def test_format_1_image_package_is_upgraded_on_load(digits_run, digits_dir, tmp_
 def test_predict_paths_folders_pil_and_arrays(digits_run, digits_dir):
     predictor = launchml.load(digits_run.dir.model)
     files = sorted((digits_dir / "test" / "7").glob("*.png"))[:5]
-    rows = predictor.predict([str(f) for f in files])
+    rows = predictor.predict_rows([str(f) for f in files])
     assert [r["input"] for r in rows] == [str(f) for f in files]
     assert sum(r["label"] == "7" for r in rows) >= 4
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
     pil = [Image.open(f) for f in files]
     arrays = np.stack([np.asarray(p) for p in pil])  # (N, 8, 8) raw digits, resized inside
-    by_pil = predictor.predict(pil)
-    by_array = predictor.predict(list(arrays))
+    by_pil = predictor.predict_rows(pil)
+    by_array = predictor.predict_rows(list(arrays))
     assert [r["label"] for r in by_pil] == [r["label"] for r in rows] == [
         r["label"] for r in by_array]
-    folder_rows = predictor.predict(digits_dir / "test" / "7")
+    folder_rows = predictor.predict_rows(digits_dir / "test" / "7")
     assert len(folder_rows) == len(list((digits_dir / "test" / "7").glob("*.png")))
 
 
 def test_onnx_engine_agrees_with_torch(digits_run, digits_dir):
     files = sorted((digits_dir / "test" / "1").glob("*.png"))[:8]
-    torch_rows = launchml.load(digits_run.dir.model, engine="torch").predict(files)
-    onnx_rows = launchml.load(digits_run.dir.model, engine="onnx").predict(files)
+    torch_rows = launchml.load(digits_run.dir.model, engine="torch").predict_rows(files)
+    onnx_rows = launchml.load(digits_run.dir.model, engine="onnx").predict_rows(files)
     for a, b in zip(torch_rows, onnx_rows, strict=True):
         assert a["label"] == b["label"]
         for k in a["probabilities"]:
@@ -91,7 +91,7 @@ def test_loading_never_unpickles(digits_run, monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr("torch.load", refuse)
-    rows = launchml.load(digits_run.dir.model).predict([np.zeros((8, 8), dtype=np.uint8)])
+    rows = launchml.load(digits_run.dir.model).predict_rows([np.zeros((8, 8), dtype=np.uint8)])
     assert rows[0]["label"] in [str(i) for i in range(10)]
     assert not zipfile.is_zipfile(digits_run.dir.model / "weights.safetensors")
 
@@ -115,11 +115,11 @@ def test_bad_packages_and_inputs(digits_run, tmp_path):
         load_package(pkg)
     predictor = launchml.load(digits_run.dir.model)
     with pytest.raises(InputError, match="not a readable image"):
-        predictor.predict(b"plain text, not an image")
+        predictor.predict_rows(b"plain text, not an image")
     with pytest.raises(InputError, match="does not exist"):
-        predictor.predict(tmp_path / "missing.png")
+        predictor.predict_rows(tmp_path / "missing.png")
     with pytest.raises(InputError, match="'upload.txt' is not a readable image"):
-        predictor.predict([b"nope"], names=["upload.txt"])
+        predictor.predict_rows([b"nope"], names=["upload.txt"])
     with pytest.raises(launchml.ConfigError, match="engine"):
         launchml.load(digits_run.dir.model, engine="tensorrt")
 
@@ -133,7 +133,7 @@ def test_zip_package_round_trip(digits_run, digits_dir, tmp_path):
 
     z = export_zip(digits_run.dir.model, tmp_path / "digits.zip")
     files = sorted((digits_dir / "test" / "5").glob("*.png"))[:4]
-    assert launchml.load(z).predict(files) == launchml.load(digits_run.dir.model).predict(files)
+    assert launchml.load(z).predict_rows(files) == launchml.load(digits_run.dir.model).predict_rows(files)
     assert launchml.load(z, engine="onnx").package.onnx_path is not None
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:

@@ -103,11 +103,11 @@ def test_predictor_streams_a_file_with_running_row_numbers(scored, monkeypatch):
     monkeypatch.setattr(tables, "iter_table", spy)
     monkeypatch.setattr(predictor_module, "TABLE_CHUNK", 7_000)
     p = launchml.load(model)
-    rows = p.predict(root / "big.csv")
+    rows = p.predict_rows(root / "big.csv")
     assert chunks == [7_000] * 4 + [2_000]
     assert [r["input"] for r in rows] == list(range(30_000))
     head = pd.read_csv(root / "big.csv", nrows=9_000)
-    assert p.predict(head)[8_500] == {**rows[8_500], "input": 8_500}  # same as a DataFrame
+    assert p.predict_rows(head)[8_500] == {**rows[8_500], "input": 8_500}  # same as a DataFrame
 
 
 def test_cli_writes_a_scored_csv_like_the_python_api(scored, tmp_path):
@@ -126,7 +126,7 @@ def test_cli_writes_a_scored_csv_like_the_python_api(scored, tmp_path):
                                  "probability_malignant"]
     assert len(got) == 30_000 and got["id"].tolist() == list(range(30_000))
     np.testing.assert_allclose(got[big.columns].to_numpy(), big.to_numpy())
-    rows = launchml.load(model).predict(root / "big.csv")
+    rows = launchml.load(model).predict_rows(root / "big.csv")
     assert got["prediction"].tolist() == [r["label"] for r in rows]
     np.testing.assert_allclose(got["probability_malignant"],
                                [r["probabilities"]["malignant"] for r in rows])
@@ -145,7 +145,7 @@ def test_cli_writes_parquet_and_jsonl_in_chunks(scored, tmp_path, monkeypatch, s
     assert result.exit_code == 0, result.output
     got = pd.read_parquet(out) if suffix == ".parquet" else pd.read_json(out, lines=True)
     assert len(got) == 6_000 and got["id"].tolist() == list(range(6_000))
-    rows = launchml.load(model).predict(part)
+    rows = launchml.load(model).predict_rows(part)
     assert got["prediction"].tolist() == [r["label"] for r in rows]
     np.testing.assert_allclose(got["probability_benign"],
                                [r["probabilities"]["benign"] for r in rows])
@@ -224,6 +224,6 @@ def test_cli_scores_a_multilabel_model(tmp_path, monkeypatch):
     got = pd.read_csv(out, keep_default_na=False)
     assert list(got.columns) == ["x0", "x1", "x2", "prediction", "probability_a",
                                  "probability_b", "probability_c"]
-    rows = run.predictor.predict(src)
+    rows = run.predictor.predict_rows(src)
     assert got["prediction"].tolist() == ["|".join(r["labels"]) for r in rows]
     assert (got["prediction"] == frame["tags"].head(150)).mean() > 0.7

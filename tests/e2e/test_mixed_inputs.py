@@ -33,7 +33,7 @@ def test_text_numbers_and_categories_auto(tmp_path):
     # the text carries the label: text-aware families beat trees on the other columns
     assert board["linear"]["accuracy"] > board["lightgbm"]["accuracy"] + 0.2
     assert run.metrics["accuracy"] >= 0.85
-    rows = run.predictor.predict([{"review": "Great coffee, fast delivery", "stars_shown": 3,
+    rows = run.predictor.predict_rows([{"review": "Great coffee, fast delivery", "stars_shown": 3,
                                    "shop": "north"},
                                   {"review": "Cold and stale, rude staff", "stars_shown": 3,
                                    "shop": "a shop never seen"}])
@@ -72,7 +72,7 @@ def test_image_text_and_numbers_in_one_model(tmp_path):
     (tmp_path / "new" / "images").symlink_to(tmp_path / "images")
     (tmp_path / "new" / "rows.csv").write_text(
         "photo,weight,caption\nimages/0.png,0.0,the coffee\nimages/1.png,1.0,my order\n")
-    pred = Predictor.load(run.model_dir).predict(tmp_path / "new" / "rows.csv")
+    pred = Predictor.load(run.model_dir).predict_rows(tmp_path / "new" / "rows.csv")
     frame = pd.read_csv(path)
     assert [p["label"] for p in pred] == frame["label"].head(2).tolist()
 
@@ -96,6 +96,6 @@ def test_pretrained_text_model_fine_tuned_from_a_local_folder(tmp_path, lora):
     shutil.rmtree(bert)
     x = reviews(20, seed=9).drop(columns="label")
     a = np.array([r["probabilities"]["positive"]
-                  for r in Predictor.load(run.model_dir).predict(x)])
-    b = np.array([r["probabilities"]["positive"] for r in run.predictor.predict(x)])
+                  for r in Predictor.load(run.model_dir).predict_rows(x)])
+    b = np.array([r["probabilities"]["positive"] for r in run.predictor.predict_rows(x)])
     assert np.abs(a - b).max() < 1e-6

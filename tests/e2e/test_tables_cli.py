@@ -75,7 +75,7 @@ def test_regression_through_the_python_api(tmp_path):
                         "data": {"train": str(tmp_path / "diabetes.parquet"),
                                  "target": "target", "test_split": 0.2}})
     assert run.metrics["r2"] > 0.25 and run.metrics["rmse"] > 0
-    value = run.predictor.predict(frame.drop(columns=["target"]).head(2))
+    value = run.predictor.predict_rows(frame.drop(columns=["target"]).head(2))
     assert set(value[0]) == {"input", "value"}
 
 

@@ -40,14 +40,29 @@ def test_seed_cnn_adapts_to_input_size_and_classes():
         _build(schema=_schema(16, 16, 1))
 
 
-def test_families_forward_and_backward():
-    for name in sorted(NETWORKS):
-        if name == "timm":
-            continue
-        model = _build(name, schema=_schema(32, 32, 3))
-        loss = model(image=torch.rand(2, 32, 32, 3) * 255).sum()
-        loss.backward()
-        assert all(p.grad is not None for p in model.parameters())
+@pytest.mark.parametrize("name", [*sorted(n for n in NETWORKS if n != "timm"),
+                                  "timm:resnet10t"])
+def test_networks_forward_backward_and_one_step_lowers_the_loss(name):
+    assert {"seed_cnn", "timm"} <= set(NETWORKS)
+    torch.manual_seed(0)
+    schema = _schema(32, 32, 3, labels=("a", "b", "c"))
+    task = create_task(schema.task, schema.labels)
+    model = _build(name, schema=schema)
+    model.eval()  # no dropout / batch-norm updates: the same batch gives the same loss
+    x = torch.rand(4, 32, 32, 3) * 255
+    y = torch.tensor([0, 1, 2, 1])
+    out = model(image=x)
+    assert out.shape == (4, 3) and torch.isfinite(out).all()
+    assert not torch.allclose(out[0], out[1])  # the output depends on the input
+    loss = task.loss(out, y)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    opt.step()
+    with torch.no_grad():
+        assert task.loss(model(image=x), y).item() < loss.item()
 
 
 def test_timm_backbone_from_a_local_weights_file(tmp_path):
@@ -91,7 +106,7 @@ def test_timm_family_through_every_stage(shapes_dir, tmp_path):
     })
     assert run.variants["onnx"]["max_abs_diff"] < 1e-3
     assert run.metrics["n"] == 16
-    rows = launchml.load(run.dir.model, engine="onnx").predict(shapes_dir / "test" / "squares")
+    rows = launchml.load(run.dir.model, engine="onnx").predict_rows(shapes_dir / "test" / "squares")
     assert {r["label"] for r in rows} <= {"circles", "squares"} and len(rows) == 8
 
 
@@ -114,5 +129,5 @@ def test_timm_package_loads_without_its_pretrained_file(shapes_dir, tmp_path):
     assert meta["model"]["members"][0]["network"] == {"name": "timm:resnet10t",
                                                       "pretrained": False, "dropout": 0.0}
     assert meta["preprocessing"]["image"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
-    rows = launchml.load(run.dir.model).predict(shapes_dir / "test" / "circles")
+    rows = launchml.load(run.dir.model).predict_rows(shapes_dir / "test" / "circles")
     assert len(rows) == 8

@@ -49,13 +49,13 @@ def test_auto_ranks_every_family_and_packages_the_chosen_ones(wine_run):
     if len(members) > 1:  # an ensemble is kept only when it beats the best family
         assert fams["ensemble"]["validation_loss"] < best_single
     assert run.metrics["accuracy"] >= 0.9  # wine is easy; all three families reach it
-    rows = run.predictor.predict(frame.drop(columns="target").head(5))
+    rows = run.predictor.predict_rows(frame.drop(columns="target").head(5))
     assert [r["label"] for r in rows] == list(frame["target"].head(5))
 
 
 def test_table_package_loads_without_pickle(wine_run, monkeypatch):
     run, frame = wine_run
-    expected = run.predictor.predict(frame.drop(columns="target").head(3))
+    expected = run.predictor.predict_rows(frame.drop(columns="target").head(3))
 
     def refuse(*a, **k):
         raise AssertionError("a package must load without pickle")
@@ -64,7 +64,7 @@ def test_table_package_loads_without_pickle(wine_run, monkeypatch):
     monkeypatch.setattr(pickle, "loads", refuse)
     real_import = builtins.__import__
     monkeypatch.setattr(builtins, "__import__", lambda n, *a, **k: real_import(n, *a, **k))
-    got = Predictor.load(run.model_dir).predict(frame.drop(columns="target").head(3))
+    got = Predictor.load(run.model_dir).predict_rows(frame.drop(columns="target").head(3))
     assert got == expected
 
 
@@ -80,8 +80,8 @@ def test_onnx_engine_matches_torch_for_the_neural_member(tmp_path):
     })
     assert run.variants["onnx"]["max_abs_diff"] < 1e-4
     x = frame.drop(columns="target")
-    torch_p = Predictor.load(run.model_dir, engine="torch").predict(x)
-    onnx_p = Predictor.load(run.model_dir, engine="onnx").predict(x)
+    torch_p = Predictor.load(run.model_dir, engine="torch").predict_rows(x)
+    onnx_p = Predictor.load(run.model_dir, engine="onnx").predict_rows(x)
     a = np.array([r["probabilities"]["1"] for r in torch_p])
     b = np.array([r["probabilities"]["1"] for r in onnx_p])
     assert np.abs(a - b).max() < 1e-4
@@ -102,7 +102,7 @@ def test_time_limit_skips_the_slow_families_and_says_so(tmp_path):
     board = json.loads((run.dir.root / "leaderboard.json").read_text())
     assert board[0]["family"] == "lightgbm" and "validation_loss" in board[0]
     assert [r.get("skipped") for r in board[1:]] == ["time limit reached"] * 2
-    assert run.predictor.predict(frame.drop(columns="target").head(1))[0]["value"] > 0
+    assert run.predictor.predict_rows(frame.drop(columns="target").head(1))[0]["value"] > 0
 
 
 def test_linear_family_alone_regression_and_refit(tmp_path):

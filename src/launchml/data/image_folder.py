@@ -17,7 +17,9 @@ import numpy as np
 
 from launchml import console
 from launchml.data.images import (
+    IMAGE_EXTENSIONS,
     ImageFolderConfig,
+    bad_files_message,
     class_counts,
     decode_files,
     load_image,
@@ -146,10 +148,15 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
         "leakage": {},
     }
     digests: dict[str, list[str]] = {}
+    bad: list[dict[str, str]] = []  # on_bad_file: error: the bad files of every split
     for name in ("train", "validation", "test"):
         files, labels = splits[name]
         arr = create_npy(out / f"{name}.image.npy", (len(files), h, w, c), np.uint8)
-        dig, skipped = decode_files(files, state, arr, cfg.on_bad_file)
+        dig, skipped = decode_files(files, state, arr, "skip")
+        if skipped and cfg.on_bad_file == "error":
+            bad += skipped  # reported below, with the other splits' bad files, in one error
+            del arr
+            continue
         if skipped:
             bad = {s["file"] for s in skipped}
             good = [i for i, f in enumerate(files) if f not in bad]
@@ -169,6 +176,8 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
             "files": files,
             "class_counts": class_counts(labels, classes),
         }
+    if bad:
+        raise DataError(bad_files_message(bad))
     empty = [c for c, n in manifest["splits"]["train"]["class_counts"].items() if n == 0]
     if empty:
         raise DataError(
@@ -195,9 +204,16 @@ def _report(manifest: dict[str, Any], digests: dict, classes: list[str], ignored
             f"skipped {len(manifest['skipped'])} unreadable files (on_bad_file: skip), "
             f"listed in prepared/manifest.json: {listed}"
         )
-    if ignored:
-        console.info(f"prepare: ignored {len(ignored)} files that are not images, "
-                     f"e.g. {ignored[0]}")
+    loose = [f for f in ignored if f.lower().endswith(IMAGE_EXTENSIONS)]
+    other = [f for f in ignored if f not in loose]
+    if loose:  # beside the class folders: in no class
+        console.warn(f"ignored {len(loose)} images outside any class sub-folder, e.g. "
+                     f"'{loose[0]}': an image is used only inside a class sub-folder "
+                     "(<folder>/<class>/image.png). Fix: move each into its class's folder "
+                     "(all are listed in prepared/manifest.json).")
+    if other:
+        console.info(f"prepare: ignored {len(other)} files that are not images (not "
+                     f"{', '.join(e[1:] for e in IMAGE_EXTENSIONS)}), e.g. {other[0]}")
     train_files = manifest["splits"]["train"]["files"]
     train = {d: f for d, f in zip(digests["train"], train_files, strict=True)}
     for other in ("validation", "test"):

@@ -147,19 +147,35 @@ def _decode(data: bytes, name: str) -> Image.Image:
         raise InputError(f"'{name}' is not a readable image ({type(e).__name__}: {e})") from None
 
 
-def scan_folder(root: str, key: str) -> tuple[list[str], list[str], list[str]]:
-    """List ``root/<class>/<image>`` in sorted order: (files, class names per file, ignored)."""
+def scan_folder(root: str, key: str, where: str | None = None
+                ) -> tuple[list[str], list[str], list[str]]:
+    """List ``root/<class>/<image>`` in sorted order: (files, class names per file, ignored).
+
+    ``where`` names the setting in error messages (default ``data.<key>``).
+    """
+    where = where or f"data.{key}"
     base = Path(root)
+    if base.is_file():
+        from launchml.data.tables import FORMATS
+
+        table = base.suffix.lower() in FORMATS or base.suffix.lower() == ".json"
+        raise DataError(
+            f"{where}: '{root}' is a file, not a folder; an image folder has one sub-folder "
+            "per class. " + (
+                "It looks like a table: a table config needs data.target, the column to "
+                "predict. Fix: add e.g. 'target: label' under data:, or point "
+                f"{where} at an image folder." if table and where.startswith("data.") else
+                f"Fix: point {where} at a folder with one sub-folder per class."))
     if not base.is_dir():
         raise DataError(
-            f"data.{key}: folder '{root}' does not exist or is not a folder. "
-            f"Fix: point data.{key} at a folder with one sub-folder per class."
+            f"{where}: folder '{root}' does not exist or is not a folder. "
+            f"Fix: point {where} at a folder with one sub-folder per class."
         )
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         loose = [p.name for p in base.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
         raise DataError(
-            f"data.{key}: folder '{root}' has no class sub-folders ({len(loose)} images lie "
+            f"{where}: folder '{root}' has no class sub-folders ({len(loose)} images lie "
             f"directly inside). Fix: put each class's images in its own sub-folder, "
             f"e.g. {root}/cats/*.jpg and {root}/dogs/*.jpg."
         )
@@ -184,7 +200,7 @@ def scan_folder(root: str, key: str) -> tuple[list[str], list[str], list[str]]:
                     ignored.append(path)
         if found == 0:
             raise DataError(
-                f"data.{key}: class folder '{base / name}' has no images "
+                f"{where}: class folder '{base / name}' has no images "
                 f"({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}). "
                 "Fix: add images to it or remove the folder."
             )
@@ -196,7 +212,8 @@ def decode_files(
 ) -> tuple[list[str], list[dict[str, str]]]:
     """Decode ``files`` into ``out`` (N, H, W, C) in parallel.
 
-    Returns the sha1 of every file (empty for a skipped one) and the skipped files.
+    Returns the sha1 of every file (empty for a skipped one) and the skipped files
+    (``on_bad_file: skip``); with ``error``, one error names every bad file.
     """
     def one(i: int) -> tuple[int, str, str | None]:
         path = files[i]
@@ -217,25 +234,27 @@ def decode_files(
             if err is not None:
                 skipped.append({"file": files[i], "error": err})
     if skipped and on_bad_file == "error":
-        raise DataError(_bad_files_message(skipped))
+        raise DataError(bad_files_message(skipped))
     return digests, skipped
 
 
 MAX_LISTED_BAD_FILES = 20
+SKIP_FIX = "or set data.on_bad_file: skip to leave bad files out (they are listed)."
 
 
-def _bad_files_message(bad: list[dict[str, str]]) -> str:
-    """One message naming every bad file (the first ``MAX_LISTED_BAD_FILES``, then a count)."""
-    skip = "or set data.on_bad_file: skip to leave bad files out (they are listed)."
+def bad_files_message(bad: list[dict[str, str]], skip: str = SKIP_FIX) -> str:
+    """One message naming every bad file (the first ``MAX_LISTED_BAD_FILES``, then a count);
+    ``skip`` ends the fix (how to leave them out; empty: no such way)."""
+    skip = f", {skip}" if skip else "."
     if len(bad) == 1:
-        return f"{bad[0]['error']}. Fix: delete or replace '{bad[0]['file']}', {skip}"
+        return f"{bad[0]['error']}. Fix: delete or replace '{bad[0]['file']}'{skip}"
     shown = bad[:MAX_LISTED_BAD_FILES]
     lines = [f"{len(bad)} image files cannot be read:"]
     lines += [f"  - {b['error']}" if b["file"] in b["error"] else f"  - '{b['file']}': {b['error']}"
               for b in shown]
     if len(bad) > len(shown):
         lines.append(f"  ... and {len(bad) - len(shown)} more")
-    lines.append(f"Fix: delete or replace these files, {skip}")
+    lines.append(f"Fix: delete or replace these files{skip}")
     return "\n".join(lines)
 
 

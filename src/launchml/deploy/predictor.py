@@ -111,32 +111,59 @@ class Predictor:
             return np.zeros((0, self.task.num_outputs))
         return self._model.predict_raw(arrays)
 
-    def predict(self, inputs: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
-        """Label (or value) and probabilities for each input.
+    def predict(self, inputs: Any, names: list[str] | None = None) -> list[Any]:
+        """One answer per input, the same shape for every task: the label
+        (classification), the value (regression) or the list of labels (multilabel).
+        ``predict_proba`` gives the probabilities, ``predict_rows`` both with the inputs.
 
         An image model takes a path (file or folder), a PIL image, an image array
         (H, W[, C]), a batch array (N, H, W, C), raw bytes, or a list of these. Any
         model takes a table file, a DataFrame, a record (dict) or a list of records
         (and plain values for a model with one input column).
         """
+        key = {"regression": "value", "multilabel": "labels"}.get(self.task.name, "label")
+        return [row[key] for row in self.iter_predict(inputs, names)]
+
+    def predict_proba(self, inputs: Any) -> Any:
+        """A DataFrame of probabilities, one column per label, one row per input."""
+        import pandas as pd
+
+        if self.task.name == "regression":
+            raise InputError("predict_proba: a regression model predicts values, not "
+                             "probabilities. Fix: use predict().")
+        parts = [self.task.probabilities(raw) for _, raw, _ in self._chunks(inputs, None)]
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)))
+        return pd.DataFrame(probs, columns=self.labels)
+
+    def predict_rows(self, inputs: Any, names: list[str] | None = None
+                     ) -> list[dict[str, Any]]:
+        """``{"input", "label", "probabilities"}`` (``value`` for regression, ``labels``
+        for multilabel) per input: what the CLI prints and the server returns."""
         return list(self.iter_predict(inputs, names))
+
+    def leaderboard(self) -> Any:
+        """The families ranked on validation when this package was trained (a DataFrame)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.package.meta.get("metrics", {}).get("leaderboard", []))
 
     def iter_predict(self, inputs: Any, names: list[str] | None = None
                      ) -> Iterator[dict[str, Any]]:
-        """Like ``predict``, one chunk at a time: memory stays bounded for large inputs.
+        """Like ``predict_rows``, one chunk at a time: memory stays bounded.
 
         ``names`` replaces the ``input`` field (and names the input in errors); by
         default an image's path or position, or a table row's number.
         """
         start = 0  # row numbers run on across chunks
-        for chunk, rows, chunk_names in self._chunks(inputs, names):
+        for chunk, raw, chunk_names in self._chunks(inputs, names):
+            rows = self.task.decode(raw, self.package.threshold)
             for i, row in enumerate(rows):
                 yield {"input": chunk_names[i] if chunk_names else start + i, **row}
             start += len(chunk)
 
     def _chunks(self, inputs: Any, names: list[Any] | None
-                ) -> Iterator[tuple[Any, list[dict[str, Any]], list[Any] | None]]:
-        """(inputs, their predictions, their names) a chunk at a time."""
+                ) -> Iterator[tuple[Any, np.ndarray, list[Any] | None]]:
+        """(inputs, their raw outputs, their names) a chunk at a time."""
         column = self.image_column
         if column is not None and _image_sources(inputs):
             sources, found = self._normalize(inputs)
@@ -148,11 +175,10 @@ class Predictor:
             for s in range(0, len(sources), self.batch_size):
                 part = sources[s:s + self.batch_size]
                 arrays = {column: decode_images(part, state, names[s:s + self.batch_size])}
-                yield part, self.task.decode(self.logits(arrays), self.package.threshold), \
-                    names[s:s + self.batch_size]
+                yield part, self.logits(arrays), names[s:s + self.batch_size]
             return
-        for chunk, rows in self.table_chunks(inputs):
-            yield chunk, rows, None
+        for chunk, raw in self._table_raw(inputs):
+            yield chunk, raw, None
 
     def table_chunks(self, inputs: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
         """(rows, their predictions) ``TABLE_CHUNK`` rows at a time.
@@ -160,6 +186,11 @@ class Predictor:
         A table file is read in chunks too (``iter_table``), as the training table
         was read, so a file of any size is scored in bounded memory.
         """
+        for chunk, raw in self._table_raw(inputs):
+            yield chunk, self.task.decode(raw, self.package.threshold)
+
+    def _table_raw(self, inputs: Any) -> Iterator[tuple[Any, np.ndarray]]:
+        """(rows, their raw outputs) ``TABLE_CHUNK`` rows at a time."""
         import pandas as pd
 
         from launchml.data.preprocess import transform_table
@@ -189,7 +220,7 @@ class Predictor:
         base = Path(inputs).parent if isinstance(inputs, str | Path) else None
         for chunk in chunks:
             arrays = transform_table(self.package.preprocessing, chunk, base_dir=base)
-            yield chunk, self.task.decode(self.logits(arrays), self.package.threshold)
+            yield chunk, self.logits(arrays)
 
     def _normalize(self, inputs: Any) -> tuple[list[Any], list[Any]]:
         if isinstance(inputs, np.ndarray) and inputs.ndim == 4:

@@ -151,9 +151,9 @@ def create_app(predictor: Predictor) -> FastAPI:
     async def predict(request: Request) -> dict[str, Any]:
         if not images:
             records = await _read_records(request)
-            return {"predictions": await run_in_threadpool(predictor.predict, records)}
+            return {"predictions": await run_in_threadpool(predictor.predict_rows, records)}
         blobs, names = await _read_inputs(request)
-        rows = await run_in_threadpool(predictor.predict, blobs, names)
+        rows = await run_in_threadpool(predictor.predict_rows, blobs, names)
         return {"predictions": rows}
 
     return app

@@ -26,14 +26,15 @@ class EvaluateConfig(StrictModel):
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure with its own Agg canvas: the caller's pyplot backend is left alone
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     m = np.asarray(matrix)
     size = max(4.0, 0.5 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -48,7 +49,6 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.name)
     fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     tmp.replace(path)
 
 
