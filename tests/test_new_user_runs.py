@@ -123,3 +123,52 @@ def test_scores_without_a_test_split_are_marked_optimistic(digits_dir, tmp_path)
     run = launchml.run({**cfg, "optimize": {"onnx": False, "int8": False}},
                        stages=["prepare", "train", "evaluate"])
     assert run.metrics["split"] == "validation" and run.metrics["optimistic"] is True
+
+
+def test_keys_that_cannot_apply_are_errors_and_dropout_zero_is_zero(tmp_path):
+    image = {"name": "i", "data": {"train": "folder"}}
+    with pytest.raises(launchml.ConfigError, match=r"model.lora \(text and image-path"):
+        RunConfig.load({**image, "model": {"lora": True}})
+    with pytest.raises(launchml.ConfigError, match="train.augment"):
+        RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"},
+                        "model": {"name": "lightgbm"}, "train": {"augment": {"flip": True}}})
+    table = RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"}})
+    assert table.model.dropout == 0.1 and table.model.time_limit == 300
+    zero = RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"},
+                           "model": {"dropout": 0}})
+    from launchml.models.table_net import TableNet
+
+    net = TableNet({"numbers": ["x"], "categories": [], "encoders": []}, {}, zero.model, 2)
+    assert not any(isinstance(m, __import__("torch").nn.Dropout) and m.p > 0
+                   for m in net.modules())
+
+
+def test_resume_with_overwrite_is_refused_before_anything_is_deleted(tmp_path):
+    path, _ = _csv(tmp_path)
+    cfg = {"name": "r", "output_dir": str(tmp_path / "runs"),
+           "data": {"train": str(path), "target": "y"}, "model": {"name": "linear"}}
+    launchml.run(cfg, stages=["prepare", "train"])
+    with pytest.raises(launchml.ConfigError, match="exclude each other"):
+        launchml.run(cfg, resume=True, overwrite=True)
+    assert (tmp_path / "runs" / "r" / "model" / "package.json").exists()
+
+
+def test_predicting_a_file_reads_it_as_training_read_it(tmp_path):
+    """';' with values like '7,672' trained with data.decimal '.', so 7672: predicting
+    on the same file must not guess a decimal comma (7.672)."""
+    rng = np.random.default_rng(0)
+    n = 120
+    big = rng.integers(1000, 9999, n)
+    df = pd.DataFrame({"amount": [f"{v // 1000},{v % 1000:03d}" for v in big],
+                       "y": np.where(big > 5500, "hi", "lo")})
+    path = tmp_path / "t.csv"
+    df.to_csv(path, sep=";", index=False)
+    run = launchml.run({"name": "d", "output_dir": str(tmp_path / "runs"),
+                        "data": {"train": str(path), "target": "y", "decimal": ".",
+                                 "test_split": 0.0},
+                        "model": {"name": "lightgbm"}}, stages=["prepare", "train"])
+    from_file = run.predictor.predict(path)
+    from_frame = run.predictor.predict(pd.read_csv(path, sep=";", thousands=",",
+                                                   dtype={"amount": str}).drop(columns="y"))
+    assert from_file == from_frame
+    assert np.mean(np.array(from_file) == df["y"].to_numpy()) > 0.9

@@ -153,6 +153,7 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
     if options.get("time_limit") is not None:
         model["time_limit"] = options["time_limit"]
     root = Path(output_dir) / name
+    created = overwrite or not root.exists()
     saved = root / "data" / "train.parquet"  # a DataFrame is kept in the run folder
     config: dict[str, Any] = {
         "name": name, "output_dir": output_dir, "model": model,
@@ -177,7 +178,15 @@ def fit(data: str | Path | Any, target: str, **options: Any) -> Run:
         saved.parent.mkdir(parents=True, exist_ok=True)
         _absolute_image_paths(data.rename(columns=str), cfg.data.column_types).to_parquet(saved)
         overwrite = False  # done above: run() would delete the table just saved
-    return run(cfg, overwrite=overwrite, verbose=options.get("verbose"))
+    try:
+        return run(cfg, overwrite=overwrite, verbose=options.get("verbose"))
+    except LaunchmlError:
+        # the folder this call made (with the saved DataFrame) goes with the failed run
+        if created and not (root / "model" / "package.json").exists():
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+        raise
 
 
 def _absolute_image_paths(df: Any, types: dict[str, str]) -> Any:

@@ -32,12 +32,18 @@ TEMPLATES = Path(__file__).parent / "templates"
 # the saved config.yaml says what the run did (a table's neural member trains longer, with
 # larger batches and AdamW; image networks as the article's example)
 KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    # a table's model selection ends in a time a user expects: 5 minutes unless set
     "table": {"train": {"epochs": 100, "patience": 10, "batch_size": 128,
                         "optimizer": "adamw", "weight_decay": 1e-4},
-              "model": {"refit": True}},
+              "model": {"refit": True, "time_limit": 300.0, "dropout": 0.1}},
     # the article's example: the best epoch's network, decided at 0.5
     "image_folder": {"train": {}, "model": {"refit": False, "threshold": "none"}},
 }
+
+
+# model settings of the table combiner's column encoders: meaningless for an image folder
+TABLE_ONLY = ("hidden", "text_encoder", "text_dim", "text_layers", "lora", "lora_rank",
+              "image_encoder")
 
 
 def _data_kind(value: Any) -> str:
@@ -74,6 +80,25 @@ class RunConfig(StrictModel):
             if isinstance(given, dict):
                 data[section] = {**defaults, **given}
         return data
+
+    @model_validator(mode="after")
+    def _keys_that_apply(self) -> RunConfig:
+        """Settings that cannot apply to this data are errors that say where they apply."""
+        from launchml.models import ModelConfig
+        from launchml.train.augment import AugmentConfig
+
+        bad = []
+        if self.data.kind == "image_folder":
+            defaults = ModelConfig()
+            bad += [f"model.{k} (text and image-path columns of tables)" for k in TABLE_ONLY
+                    if getattr(self.model, k) != getattr(defaults, k)]
+        if self.model.name in ("lightgbm", "linear") and self.train.augment != AugmentConfig():
+            bad.append(f"train.augment (neural families with image inputs; model.name is "
+                       f"{self.model.name})")
+        if bad:
+            raise ValueError(f"set but cannot apply to this run: {'; '.join(bad)}. Fix: "
+                             "remove them")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -139,7 +164,8 @@ class RunConfig(StrictModel):
                 raise ConfigError(
                     f"--set '{item}': the value {value!r} is {where}. Fix: quote it for YAML, "
                     f"e.g. --set \"{key}='{value}'\"") from None
-        return validate(RunConfig, data, "--set")
+        # a relative path given with --set is from the working folder, as on a command line
+        return validate(RunConfig, _from_folder(data, Path.cwd()), "--set")
 
 
 def _from_folder(data: dict[str, Any], folder: Path) -> dict[str, Any]:

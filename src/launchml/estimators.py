@@ -75,7 +75,8 @@ class _TableEstimator(BaseEstimator):
                          "test_split": 0.0,  # the caller holds out its own test rows
                          "validation_split": self.validation_split,
                          "column_types": self.column_types or {}},
-                "model": {"name": self.model, "time_limit": self.time_limit},
+                "model": {"name": self.model, **({"time_limit": self.time_limit}
+                                                  if self.time_limit is not None else {})},
             }, stages=["prepare", "train"])
             self.predictor_ = Predictor.load(result.model_dir)  # loaded into memory
         return self

@@ -97,6 +97,11 @@ class Package:
         return self.meta.get("source", "table")
 
     @property
+    def kind(self) -> str:
+        """Deprecated name of ``source``."""
+        return self.source
+
+    @property
     def threshold(self) -> float | None:
         return self.meta["task"].get("threshold")
 

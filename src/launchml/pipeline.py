@@ -108,6 +108,9 @@ def run(
             return run(config, stages=stages, resume=resume, overwrite=overwrite)
     cfg = RunConfig.load(config)
     todo = _check_stages(stages)
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other: resume continues the "
+                          "run's checkpoints, overwrite deletes them. Fix: choose one.")
     _check_against_saved(cfg, todo, resume and not overwrite)  # before anything is written
     new = not cfg.run_dir.root.exists() or overwrite
     rd = _start(cfg, todo, resume, overwrite)
@@ -116,7 +119,9 @@ def run(
     except LaunchmlError:
         # a run refused for its data or config leaves no stray folder; one with a model
         # or checkpoints is kept (--resume continues it)
-        if new and not (rd.model / "package.json").exists() and not rd.checkpoints.exists():
+        kept = (rd.model / "package.json").exists() or rd.checkpoints.exists() or (
+            rd.root / "families").exists()
+        if new and not kept:
             shutil.rmtree(rd.root, ignore_errors=True)
         raise
 
@@ -124,14 +129,17 @@ def run(
 def _check_against_saved(cfg: RunConfig, todo: list[str], resume: bool) -> None:
     """Refuse, before writing anything, a --resume whose settings differ from its
     checkpoint's, and later stages run against data the config no longer describes."""
+    import yaml
+
     from launchml.train import resume_key
 
     saved_path = cfg.run_dir.config
     if not saved_path.exists() or "prepare" in todo and not resume:
         return
-    try:
-        saved = RunConfig.load(saved_path)
-    except ConfigError:
+    try:  # as a dict: paths saved relative (before launchml saved them absolute) are
+        # from the working folder, as they were then
+        saved = RunConfig.load(yaml.safe_load(saved_path.read_text(encoding="utf-8")))
+    except (ConfigError, yaml.YAMLError, AttributeError):
         return  # an unreadable old config: the checkpoint's own key check still applies
     if resume:
         a = resume_key(saved.model_dump(mode="json"), "")

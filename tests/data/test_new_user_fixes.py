@@ -197,18 +197,21 @@ def test_shuffled_row_ids_are_dropped_real_numbers_kept(tmp_path):
     n = 60
     frame = pd.DataFrame({
         "rownames": rng.permutation(n) + 1,  # R's row names after a shuffle
-        "case": rng.permutation(n) + 1001,  # a run 1001..1060 covering every row
+        "case": rng.permutation(n) + 1001,  # a shuffled run 1001..1060: maybe a rank
+        "row": np.arange(n) + 1,  # a counter in file order: a row id
         "visits": rng.permutation(np.arange(0, 3 * n, 3))[:n],  # unique, but steps of 3
         "weight": rng.normal(70, 10, n).round(3),  # unique floats: a measurement
         "y": rng.choice(["a", "b"], n),
     })
     infos = {c.name: c for c in infer_columns(frame, target="y")}
     assert infos["rownames"].type == "identifier" and "rownames" in infos["rownames"].reason
-    assert infos["case"].type == "identifier" and "shuffled" in infos["case"].reason
+    # without an id-like name a shuffled run stays a feature (a rank, a floor number)
+    assert infos["case"].type == "number"
+    assert infos["row"].type == "identifier"
     assert infos["visits"].type == "number" and infos["weight"].type == "number"
     # pandas' own index written with the rows (header '' -> 'Unnamed: 0')
     path = tmp_path / "shuffled.csv"
-    frame.drop(columns=["rownames"]).sample(frac=1, random_state=0).to_csv(path)
+    frame.drop(columns=["rownames", "row"]).sample(frac=1, random_state=0).to_csv(path)
     df, _ = read_table(path)
     assert _types(df, target="y")["Unnamed: 0"] == "identifier"
     # a few rows: a unique count is no id unless it is named like one

@@ -50,8 +50,8 @@ def test_format_1_image_package_is_upgraded_on_load(digits_run, digits_dir, tmp_
     del meta["preprocessing"]["image"]["channels"]
     (old / "package.json").write_text(json.dumps(meta))
     files = sorted((digits_dir / "test" / "3").glob("*.png"))[:4]
-    assert launchml.load(old).predict_rows(files) == launchml.load(digits_run.dir.model).predict_rows(
-        files)
+    new = launchml.load(digits_run.dir.model)
+    assert launchml.load(old).predict_rows(files) == new.predict_rows(files)
     assert load_package(old).meta["model"]["members"][0]["family"] == "seed_cnn"
 
 
@@ -133,7 +133,8 @@ def test_zip_package_round_trip(digits_run, digits_dir, tmp_path):
 
     z = export_zip(digits_run.dir.model, tmp_path / "digits.zip")
     files = sorted((digits_dir / "test" / "5").glob("*.png"))[:4]
-    assert launchml.load(z).predict_rows(files) == launchml.load(digits_run.dir.model).predict_rows(files)
+    folder = launchml.load(digits_run.dir.model)
+    assert launchml.load(z).predict_rows(files) == folder.predict_rows(files)
     assert launchml.load(z, engine="onnx").package.onnx_path is not None
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:

@@ -344,10 +344,11 @@ def _row_id(name: str, values: pd.Series, n: int) -> str:
         return ""
     if _ID_NAME.search(str(name).strip()) or _ID_CAMEL.search(str(name).strip()):
         return f"unique integers in every row, named like a row id ('{name}')"
-    if n >= 20 and x.max() - x.min() == n - 1:
-        order = "increasing" if values.is_monotonic_increasing else "in shuffled order"
-        return (f"unique integers {x.min():g} to {x.max():g}, one per row, {order} (a row id; "
-                f"set data.column_types: {{'{name}': 'number'}} if it is a measurement)")
+    # without an id-like name, only a counter in file order is taken for a row id: a
+    # shuffled run 1..n can be a real feature (a rank, a floor number) and stays a number
+    if n >= 20 and x.max() - x.min() == n - 1 and values.is_monotonic_increasing:
+        return (f"unique integers {x.min():g} to {x.max():g}, one per row, increasing (a row "
+                f"id; set data.column_types: {{'{name}': 'number'}} if it is a measurement)")
     return ""
 
 

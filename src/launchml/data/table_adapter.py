@@ -140,6 +140,9 @@ def _read(cfg: TableConfig, path: str, key: str) -> pd.DataFrame:
             raise DataError(f"data.{key}: '{path}' has {len(rows)} rows without a target "
                             f"('{target}'), first at data row {rows[0] + 1}. Fix: fill them "
                             "in or remove those rows (launchml does not drop rows silently).")
+    # how the file was read, so prediction files are read the same way (package.json)
+    df.attrs["launchml_reader"] = {k: info.get(k) for k in ("delimiter", "encoding",
+                                                             "decimal")}
     console.info(f"prepare: {path}: {info['rows']} rows, {info['columns']} columns"
                  + (f" ({info['encoding']}, delimiter {info['delimiter']!r})"
                     if "delimiter" in info else ""))
@@ -414,6 +417,7 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     manifest["schema"] = schema.to_dict()
     manifest["preprocessing"] = states
     manifest["source_target"] = cfg.target
+    manifest["reader"] = head.attrs.get("launchml_reader", {})
     write_json(out / "manifest.json", manifest)
     return load_table_prepared(run)
 

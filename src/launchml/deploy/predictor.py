@@ -197,10 +197,12 @@ class Predictor:
         from launchml.data.tables import iter_table
 
         if isinstance(inputs, str | Path):  # read as the training table was read
-            data_cfg = self.package.meta["provenance"].get("config", {}).get("data", {})
+            provenance = self.package.meta["provenance"]
+            # how the training file was read (detected values included), else the config
+            reader = provenance.get("reader") or provenance.get("config", {}).get("data", {})
             chunks = iter_table(inputs, chunk_rows=TABLE_CHUNK,
-                                delimiter=data_cfg.get("delimiter"),
-                                encoding=data_cfg.get("encoding"))
+                                delimiter=reader.get("delimiter"),
+                                encoding=reader.get("encoding"), decimal=reader.get("decimal"))
         else:
             if isinstance(inputs, pd.DataFrame):
                 df = inputs

@@ -51,7 +51,8 @@ OTHER_FAMILIES = ("auto", "lightgbm", "linear", "mlp")
 
 def is_network(name: str) -> bool:
     """True for an image network family name: seed_cnn or timm:<architecture>."""
-    return name in NETWORKS or any(name.startswith(p) and len(name) > len(p) for p in PREFIXED)
+    return (name in NETWORKS and name != "timm") or any(
+        name.startswith(p) and len(name) > len(p) for p in PREFIXED)
 
 
 class ModelConfig(StrictModel):
@@ -65,7 +66,9 @@ class ModelConfig(StrictModel):
         False,
         description="timm only: true (download), a local weights file, or hf-hub:<repo>",
     )
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the output layer")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the output "
+                           "layer (the table combiner: between its head's layers); tables "
+                           "default to 0.1, image networks to 0 (the article's CNN); 0 is none")
     # -- tables: model selection -------------------------------------------------
     families: list[str] | None = Field(
         None, description="auto: the families to try; null: every family that fits the data")
@@ -114,6 +117,9 @@ def register_network(name: str) -> Callable:
         return fn
 
     return deco
+
+
+register_family = register_network  # the name before 0.2 (deprecated; image networks only)
 
 
 def list_families() -> list[str]:

@@ -95,10 +95,13 @@ class NetworkFamily:
                               ctx.states[self.column], ctx.task, for_loading=False)
         self.package_spec = model.package_spec
         threads = torch.get_num_threads()
+        if ctx.weights is not None:  # model.class_weight: balanced
+            ctx.task.class_weights = torch.as_tensor(ctx.weights, dtype=torch.float32)
         try:
             return self._trainer(cfg, sub).fit(model, ctx.task, self._prepared(data, valid),
                                                resume=resume, time_limit=time_limit)
         finally:
+            ctx.task.class_weights = None
             torch.set_num_threads(threads)
 
     def fit(self, train: Any, valid: Any) -> NetworkFamily:

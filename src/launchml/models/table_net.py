@@ -72,7 +72,7 @@ class TableNet(nn.Module):
         width = (len(plan["numbers"]) + sum(dim for _, _, dim in plan["categories"])
                  + sum(e.out_dim for e in self.encoders.values()))
         layers: list[nn.Module] = []
-        dropout = spec.dropout if spec.dropout > 0 else 0.1
+        dropout = spec.dropout  # as configured: 0 means none (tables default to 0.1)
         for h in spec.hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
             width = h

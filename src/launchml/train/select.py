@@ -36,6 +36,7 @@ from launchml.train.trainer import TrainResult
 ORDER = ("lightgbm", "linear", "mlp")  # cheapest first, so a time limit keeps the fast ones
 IMAGE_DEFAULT = "seed_cnn"  # auto's image family unless model.families lists others
 MIN_WEIGHT = 0.05  # ensemble members below this weight are dropped
+SELECT_SHARE = 0.75  # of model.time_limit for fitting and ranking; the rest for refits
 
 
 def _xy(split: Split | None, target: str):
@@ -138,10 +139,18 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
     if cfg.model.class_weight == "balanced" and task.name != "regression":
         weights = task.balanced_weights(np.asarray(train[1])).numpy()
     limit = cfg.model.time_limit
+    refits = bool(cfg.model.refit) and valid is not None
+    # selection gets SELECT_SHARE of the budget and the refits the rest, so a slow family
+    # (the mlp, last) cannot leave the chosen ones without their refit
+    select = None if limit is None else limit * (SELECT_SHARE if refits else 1.0)
+    if limit is not None:
+        console.info(f"train: {', '.join(names)} within {limit:.0f}s (model.time_limit"
+                     + (f": {select:.0f}s to fit and rank, the rest to refit)" if refits
+                        else ")"))
     start = time.perf_counter()
     fitted, board = {}, []
     for name in names:
-        left = None if limit is None else limit - (time.perf_counter() - start)
+        left = None if select is None else select - (time.perf_counter() - start)
         if left is not None and left <= 0 and fitted:
             board.append({"family": name, "skipped": "time limit reached"})
             console.info(f"train: {name} skipped (time limit {limit:.0f}s reached)")
@@ -222,6 +231,7 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
         model_spec={"name": cfg.model.name, "members": specs},
         preprocessing=states, metrics=metrics, files=files,
         provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict,
+                    "reader": prepared.manifest.get("reader", {}),
                     "train_settings": getattr(first, "settings", {"families": names})},
     )
     cfg.save(rd.config)
