@@ -16,6 +16,9 @@ from rich.console import Console
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 logger = logging.getLogger("launchml")  # every message also goes here, whatever the verbosity
+# a library's logger: without it, logging's last-resort handler prints each warning a second
+# time on stderr when the application configured no logging
+logger.addHandler(logging.NullHandler())
 _VERBOSITY: ContextVar[int | None] = ContextVar("launchml_verbosity", default=None)
 
 

@@ -57,6 +57,7 @@ def _root(
 
 
 from launchml.cli import (  # noqa: E402,F401  (register the verbs)
+    evaluate,
     inspect,
     package,
     predict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ TABLE_OUT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "
              ".ndjson": "jsonl"}
 
 
+ON_BAD_INPUT = ("error", "skip")
+
+
 @app.command()
 @handle_errors
 def predict(
@@ -27,68 +31,216 @@ def predict(
         None, "--out", help="write here, not stdout. A table model and a .csv, .parquet or "
         ".jsonl name: the input columns plus 'prediction' and 'probability_<label>' columns; "
         "otherwise JSON lines"),
+    on_bad_input: str = typer.Option(
+        "error", "--on-bad-input", help="error: stop at the first input that cannot be "
+        "scored (an image that cannot be decoded, a table value that cannot be read) and name "
+        "it. skip: score all the others, and give each bad input a row with an 'error' field "
+        "instead of a prediction ({\"file\": ..., \"error\": ...}; a table row also has "
+        "\"row\"); with --out scored.csv/.parquet/.jsonl, the bad row keeps its input columns, "
+        "its prediction columns are empty and an 'error' column (empty for good rows) says "
+        "why. A warning counts the bad inputs. A table file that cannot be read at all, or "
+        "lacks a column the model needs, is an error row of its own in JSON lines and stops "
+        "a scored-table --out."),
 ) -> None:
     """One JSON line per image (file, label, probabilities) or table row (file, row, ...).
 
     A table model with --out scored.csv (or .parquet, .jsonl) writes the input rows
     with their predictions instead, chunk by chunk: files of any size fit in memory.
     """
-    from launchml.deploy.predictor import Predictor, expand_paths
+    from launchml.deploy.predictor import Predictor
+    from launchml.errors import ConfigError
 
+    if on_bad_input not in ON_BAD_INPUT:
+        raise ConfigError(f"--on-bad-input must be 'error' or 'skip'; got {on_bad_input!r}")
+    skip = on_bad_input == "skip"
     predictor = Predictor.load(model, engine=engine)  # type: ignore[arg-type]
     tables = predictor.image_column is None  # inputs are table files, not images
     if tables and out is not None and out.suffix.lower() in TABLE_OUT:
-        write_scored_table(predictor, inputs, out)
+        write_scored_table(predictor, inputs, out, skip=skip)
         return
-    if tables:
-        rows = ({"file": str(p), "row": r.pop("input"), **r}
-                for p in inputs for r in predictor.iter_predict(p))
-    else:
-        rows = ({"file": r.pop("input"), **r}
-                for r in predictor.iter_predict(expand_paths(inputs)))
+    bad = [0, 0]  # bad inputs, all inputs
+    rows = _counted(table_rows(predictor, inputs, skip) if tables
+                    else image_rows(predictor, inputs, skip), bad)
     if out is None:
         for row in rows:  # streamed: each line as soon as its batch is scored
             typer.echo(json.dumps(row))
-        return
-    from launchml.runs import atomic_path
+    else:
+        from launchml.runs import atomic_path
 
-    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+        with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+    _warn_skipped(*bad, "an 'error' field")
 
 
-def write_scored_table(predictor: Any, inputs: list[Path], out: Path) -> int:
+def _counted(rows: Iterator[dict[str, Any]], counts: list[int]) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        counts[0] += "error" in row
+        counts[1] += 1
+        yield row
+
+
+def _warn_skipped(bad: int, total: int, where: str) -> None:
+    if bad:
+        from launchml import console
+
+        console.warn(f"predict: {bad} of {total} inputs could not be scored (--on-bad-input "
+                     f"skip); each has {where} saying why.")
+
+
+def _isolate(score: Callable[[Any], list[dict[str, Any]]], items: Any) -> list[dict[str, Any]]:
+    """``score(items)``, one result per item; when a bad input makes the whole part fail,
+    the part is halved until each bad input stands alone and gets ``{"error": message}``."""
+    from launchml.errors import InputError
+
+    try:
+        return score(items)
+    except InputError as e:
+        if len(items) == 1:
+            return [{"error": str(e)}]
+        mid = len(items) // 2
+        take = items.iloc if hasattr(items, "iloc") else items  # a DataFrame, or a list
+        return _isolate(score, take[:mid]) + _isolate(score, take[mid:])
+
+
+def _naming(e: Exception, source: Any) -> Exception:
+    """``e`` with the input it is about in its message (the same error type)."""
+    return e if str(source) in str(e) else type(e)(f"'{source}': {e}")
+
+
+def image_rows(predictor: Any, inputs: list[Path], skip: bool) -> Iterator[dict[str, Any]]:
+    """``{"file", "label", "probabilities"}`` per image, a batch at a time; with ``skip`` a
+    bad image (or a path that is no image file) gets ``{"file", "error"}`` instead."""
+    from launchml.deploy.predictor import expand_paths
+    from launchml.errors import InputError
+
+    if skip:  # a missing path or an empty folder is one bad input, not the end
+        sources: list[str] = []
+        for item in inputs:
+            try:
+                sources += expand_paths([item])
+            except InputError:
+                sources.append(str(item))  # scored alone below: its error becomes its row
+    else:
+        sources = expand_paths(inputs)
+
+    def score(part: list[str]) -> list[dict[str, Any]]:
+        return list(predictor.iter_predict(part))
+
+    for s in range(0, len(sources), predictor.batch_size):
+        part = sources[s:s + predictor.batch_size]
+        results = _isolate(score, part) if skip else score(part)
+        for source, r in zip(part, results, strict=True):
+            r.pop("input", None)
+            yield {"file": source, **r}
+
+
+def table_rows(predictor: Any, inputs: list[Path], skip: bool) -> Iterator[dict[str, Any]]:
+    """``{"file", "row", ...prediction}`` per table row; with ``skip``, ``{"file", "row",
+    "error"}`` for a bad row and ``{"file", "error"}`` for a file that cannot be scored."""
+    from launchml.errors import DataError, InputError
+
+    for path in inputs:
+        start = 0
+        results = table_results(predictor, path, skip)
+        while True:
+            try:
+                chunk, rows = next(results)
+            except StopIteration:
+                break
+            except (InputError, DataError) as e:
+                if not skip:
+                    raise
+                yield {"file": str(path), "error": str(e)}
+                break
+            for i, r in enumerate(rows):
+                yield {"file": str(path), "row": start + i, **r}
+            start += len(chunk)
+
+
+def table_results(predictor: Any, path: Path, skip: bool
+                  ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """(chunk, one result per row) for a table file, read as training read its table:
+    the row's prediction, or with ``skip`` ``{"error": message}`` for a row that cannot be
+    scored. An error that is the file's (unreadable, a column missing) is raised, naming it.
+    """
+    from launchml.data.preprocess import transform_table
+    from launchml.data.tables import iter_table
+    from launchml.deploy.predictor import TABLE_CHUNK
+    from launchml.errors import InputError
+
+    provenance = predictor.package.meta["provenance"]
+    reader = provenance.get("reader") or provenance.get("config", {}).get("data", {})
+    states = predictor.package.preprocessing
+    base = Path(path).parent  # relative image paths in a table are relative to its folder
+
+    def score(df: Any) -> list[dict[str, Any]]:
+        arrays = transform_table(states, df, base_dir=base)
+        return predictor.task.decode(predictor.logits(arrays), predictor.package.threshold)
+
+    chunks = iter_table(path, chunk_rows=TABLE_CHUNK, delimiter=reader.get("delimiter"),
+                        encoding=reader.get("encoding"), decimal=reader.get("decimal"))
+    for chunk in chunks:
+        try:
+            rows = score(chunk)
+        except InputError as e:
+            if not skip or any(c not in chunk.columns for c in states):
+                raise _naming(e, path) from None
+            rows = _isolate(score, chunk)
+        yield chunk, rows
+
+
+def write_scored_table(predictor: Any, inputs: list[Path], out: Path, *,
+                       skip: bool = False) -> int:
     """Write every input row plus its prediction columns to ``out``; return the row count.
 
     Chunks are read, scored and appended one at a time into a temporary file that
     is renamed to ``out`` only at the end: a failure leaves no half-written ``out``.
+    With ``skip``, an ``error`` column says why a row has no prediction (empty for
+    good rows).
     """
     from launchml import console
     from launchml.runs import atomic_path
 
-    n = 0
+    n = bad = 0
     with atomic_path(out) as tmp, closing(_TableWriter(tmp, TABLE_OUT[out.suffix.lower()])) as w:
         for path in inputs:
-            for chunk, rows in predictor.table_chunks(path):
-                w.write(_scored(chunk, rows, predictor.labels, path), path, n)
+            for chunk, rows in table_results(predictor, path, skip):
+                w.write(_scored(chunk, rows, predictor.labels, path, errors=skip), path, n)
                 n += len(chunk)
+                bad += sum("error" in r for r in rows)
     console.info(f"predict: {n} rows scored -> {out}")
+    _warn_skipped(bad, n, "an 'error' value in the output")
     return n
 
 
-def _scored(chunk: Any, rows: list[dict[str, Any]], labels: list[str], path: Path) -> Any:
-    """The chunk's columns (and its index, if named), then ``prediction`` and one
-    ``probability_<label>`` per label."""
+def _scored(chunk: Any, rows: list[dict[str, Any]], labels: list[str], path: Path, *,
+            errors: bool = False) -> Any:
+    """The chunk's columns (and its index, if named), then ``prediction``, one
+    ``probability_<label>`` per label (a classifier's ``labels``; none for regression)
+    and, with ``errors``, ``error``: '' for a scored row; a row with an error has empty
+    prediction columns."""
     import pandas as pd
 
     from launchml.errors import InputError
 
-    cols: dict[str, list[Any]] = {"prediction": [
-        "|".join(r["labels"]) if "labels" in r else r["label"] if "label" in r else r["value"]
-        for r in rows]}
-    if rows and "probabilities" in rows[0]:
-        for lab in labels:
-            cols[f"probability_{lab}"] = [r["probabilities"][lab] for r in rows]
+    def prediction(r: dict[str, Any]) -> Any:
+        if "error" in r:
+            return None
+        return "|".join(r["labels"]) if "labels" in r else r["label"] if "label" in r \
+            else r["value"]
+
+    pred = [prediction(r) for r in rows]
+    cols: dict[str, Any] = {"prediction": pred}
+    if labels and all(p is None for p in pred):  # a text column even with no text in it
+        cols["prediction"] = pd.array(pred, dtype="string")
+    elif not labels and errors:
+        cols["prediction"] = [float("nan") if p is None else p for p in pred]
+    for lab in labels:
+        cols[f"probability_{lab}"] = [float("nan") if "error" in r else r["probabilities"][lab]
+                                      for r in rows]
+    if errors:
+        cols["error"] = [r.get("error", "") for r in rows]
     clash = [c for c in cols if c in chunk.columns]
     if clash:
         raise InputError(f"'{path}' already has column(s) {clash}, which the scored table "

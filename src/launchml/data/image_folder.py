@@ -148,13 +148,13 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
         "leakage": {},
     }
     digests: dict[str, list[str]] = {}
-    bad: list[dict[str, str]] = []  # on_bad_file: error: the bad files of every split
+    unreadable: list[dict[str, str]] = []  # on_bad_file: error: the bad files of every split
     for name in ("train", "validation", "test"):
         files, labels = splits[name]
         arr = create_npy(out / f"{name}.image.npy", (len(files), h, w, c), np.uint8)
         dig, skipped = decode_files(files, state, arr, "skip")
         if skipped and cfg.on_bad_file == "error":
-            bad += skipped  # reported below, with the other splits' bad files, in one error
+            unreadable += skipped  # reported below, with the other splits' bad files, in one error
             del arr
             continue
         if skipped:
@@ -176,8 +176,8 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
             "files": files,
             "class_counts": class_counts(labels, classes),
         }
-    if bad:
-        raise DataError(bad_files_message(bad))
+    if unreadable:
+        raise DataError(bad_files_message(unreadable))
     empty = [c for c, n in manifest["splits"]["train"]["class_counts"].items() if n == 0]
     if empty:
         raise DataError(

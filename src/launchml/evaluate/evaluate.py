@@ -11,6 +11,7 @@ from pydantic import Field
 from launchml import console
 from launchml.configbase import StrictModel
 from launchml.data.schema import Prepared, pick_split, split_arrays
+from launchml.errors import DataError, PackageError
 from launchml.runs import RunDir, write_json
 
 if TYPE_CHECKING:
@@ -73,8 +74,175 @@ def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
     if "confusion_matrix" in metrics:
         plot_confusion(metrics["confusion_matrix"], predictor.labels,
                        run.evaluation / "plots" / "confusion_matrix.png")
-    shown = [k for k in ("accuracy", "f1_macro", "roc_auc", "roc_auc_ovr_macro", "rmse", "mae",
-                         "r2") if k in metrics]
-    console.info(f"evaluate: {name} " + " ".join(f"{k}={metrics[k]:.4f}" for k in shown)
-                 + f" -> {run.evaluation / 'metrics.json'}")
+    console.info(f"evaluate: {name} {summary(metrics)} -> {run.evaluation / 'metrics.json'}")
     return metrics
+
+
+MAIN_METRICS = ("accuracy", "f1_macro", "roc_auc", "roc_auc_ovr_macro", "f1_micro", "rmse",
+                "mae", "r2")
+
+
+def summary(metrics: dict[str, Any]) -> str:
+    """The main metrics on one line: 'accuracy=0.9500 f1_macro=0.9487 ...'."""
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in MAIN_METRICS
+                    if isinstance(metrics.get(k), int | float))
+
+
+def evaluate_package(model: str | Path | Predictor, data: str | Path, *,
+                     out: str | Path | None = None) -> dict[str, Any]:
+    """Score a model package on new labelled data; return the task's metrics.
+
+    ``model``: a package folder, run folder, package .zip or a loaded ``Predictor``.
+    ``data``: for an image package, a folder with one sub-folder per class (every
+    class among the package's labels); for a table package, a table file (CSV, TSV,
+    Parquet, JSON Lines) with the target column the package was trained on. Inputs
+    go through the package's fitted preprocessing, as in prediction; the metrics are
+    those ``launchml run`` reports. ``out``: also write them there as JSON.
+    """
+    from launchml.deploy.predictor import Predictor
+
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model)
+    data = Path(data)
+    if predictor.package.source == "image_folder":
+        y, raw = _image_folder_scores(predictor, data)
+    else:
+        y, raw = _table_scores(predictor, data)
+    metrics = {"data": str(data),
+               **predictor.task.metrics(y, raw, predictor.package.threshold)}
+    if out is not None:
+        write_json(Path(out), metrics)
+    console.info(f"evaluate: {data}: {summary(metrics)}"
+                 + (f" -> {out}" if out is not None else ""))
+    return metrics
+
+
+EVALUATE_BATCH = 256  # images decoded and scored at a time
+
+
+def _image_folder_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(class indices, raw outputs) of a folder with one sub-folder per class."""
+    from launchml.data.images import IMAGE_EXTENSIONS, bad_files_message, decode_files, scan_folder
+
+    labels = predictor.labels
+    if data.is_file():
+        raise DataError(f"evaluate: '{data}' is a file, but this model was trained on an image "
+                        "folder. Fix: pass a folder with one sub-folder per class "
+                        f"({', '.join(labels)}).")
+    files, classes, ignored = scan_folder(str(data), "data", where="evaluate data")
+    unknown = sorted(set(classes) - set(labels))
+    if unknown:
+        raise DataError(f"evaluate: '{data}' has class folder(s) {unknown} that the model does "
+                        f"not know; its labels are {labels}. Fix: rename or remove those "
+                        "folders.")
+    loose = [f for f in ignored if f.lower().endswith(IMAGE_EXTENSIONS)]
+    if loose:
+        console.warn(f"evaluate: ignored {len(loose)} images outside any class sub-folder, "
+                     f"e.g. '{loose[0]}': only images inside a class sub-folder are scored.")
+    column = predictor.image_column
+    state = predictor.package.preprocessing[column]
+    h, w = state["target_size"]
+    shape = (h, w, state.get("channels", 1 if state["color_mode"] == "grayscale" else 3))
+    raws, ys, bad = [], [], []
+    for s in range(0, len(files), EVALUATE_BATCH):
+        part = files[s:s + EVALUATE_BATCH]
+        arr = np.zeros((len(part), *shape), dtype=np.uint8)
+        _, skipped = decode_files(part, state, arr, "skip")
+        bad += skipped
+        failed = {b["file"] for b in skipped}
+        keep = [i for i, f in enumerate(part) if f not in failed]
+        if keep and not bad:  # once a file is bad, the rest are only decoded (to list all)
+            raws.append(predictor.logits({column: arr[keep]}))
+            ys += [labels.index(classes[s + i]) for i in keep]
+    if bad:
+        raise DataError(bad_files_message(bad, skip=""))
+    return np.asarray(ys, dtype=np.int64), np.concatenate(raws)
+
+
+# the words a 0/1 target column holds for 1, as prepare reads them (data.table_adapter)
+_TRUE_WORDS = {"true", "yes", "y", "t", "1"}
+
+
+def _table_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, raw outputs) of a table file with the package's target column."""
+    from launchml.data.preprocess import transform_table
+    from launchml.data.tables import iter_table
+
+    if data.is_dir():
+        raise DataError(f"evaluate: '{data}' is a folder, but this model was trained on a "
+                        "table. Fix: pass a table file (CSV, TSV, Parquet or JSON Lines) with "
+                        "the target column.")
+    provenance = predictor.package.meta["provenance"]
+    data_cfg = provenance.get("config", {}).get("data", {})
+    reader = provenance.get("reader") or data_cfg  # as training read its table, as predict
+    target = data_cfg.get("target")
+    if not target:
+        raise PackageError(f"'{predictor.package.path}' records no target column "
+                           "(provenance.config.data.target), so labelled rows cannot be "
+                           "matched to it. Fix: re-train the model with this launchml.")
+    chunks = iter_table(data, delimiter=reader.get("delimiter"),
+                        encoding=reader.get("encoding"), decimal=reader.get("decimal"))
+    ys, raws = [], []
+    for chunk in chunks:
+        ys.append(_target(predictor, chunk, target, data_cfg, data))
+        arrays = transform_table(predictor.package.preprocessing, chunk, base_dir=data.parent)
+        raws.append(predictor.logits(arrays))
+    if not ys or not sum(len(y) for y in ys):
+        raise DataError(f"evaluate: '{data}' has no rows.")
+    return np.concatenate(ys), np.concatenate(raws)
+
+
+def _target(predictor: Predictor, chunk: Any, target: str | list[str],
+            data_cfg: dict[str, Any], data: Path) -> np.ndarray:
+    """The chunk's target in the task's encoding: class indices, values or multi-hot."""
+    import pandas as pd
+
+    from launchml.data.columns import BOOL_WORDS, category_key
+    from launchml.data.preprocess import numbers
+
+    targets = target if isinstance(target, list) else [target]
+    absent = [t for t in targets if t not in chunk.columns]
+    if absent:
+        raise DataError(f"evaluate: '{data}' has no target column {absent[0]!r} (the column "
+                        f"the model was trained to predict). Columns: {list(chunk.columns)}. "
+                        "Fix: add it, or rename the column holding the true values.")
+    labels, task = predictor.labels, predictor.task.name
+    if task == "multilabel" and isinstance(target, list):  # one 0/1 column per label
+        y = np.zeros((len(chunk), len(labels)), dtype=np.float32)
+        for k, col in enumerate(target):
+            words = chunk[col].map(lambda v: category_key(v).lower())
+            bad = ~words.isin(BOOL_WORDS).to_numpy()
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise DataError(f"evaluate: '{data}': target column '{col}' holds "
+                                f"{chunk[col].iloc[r]!r} at data row {int(chunk.index[r]) + 1}; "
+                                "it should hold 0/1, true/false or yes/no.")
+            y[:, k] = words.isin(_TRUE_WORDS).to_numpy()
+        return y
+    col = chunk[target]
+    if task != "multilabel":  # an empty label set is a row without labels, not a gap
+        missing = np.flatnonzero(col.isna().to_numpy())
+        if len(missing):
+            raise DataError(f"evaluate: '{data}' has rows without a target ('{target}'), "
+                            f"first at data row {int(chunk.index[missing[0]]) + 1}. Fix: fill "
+                            "them in or remove those rows.")
+    if task == "regression":
+        return numbers(col, target).astype(np.float32)
+    if task == "multilabel":
+        sep = data_cfg.get("label_separator", "|")
+        sets = [[] if pd.isna(v) else
+                [p.strip() for p in category_key(v).split(sep) if p.strip()] for v in col]
+        unseen = sorted({lab for row in sets for lab in row} - set(labels))
+        y = np.zeros((len(chunk), len(labels)), dtype=np.float32)
+        for i, row in enumerate(sets):
+            if not unseen:
+                y[i, [labels.index(lab) for lab in row]] = 1.0
+    else:
+        keys = col.map(category_key)
+        unseen = sorted(set(keys) - set(labels))
+        if not unseen:
+            y = keys.map(labels.index).to_numpy(dtype=np.int64)
+    if unseen:
+        raise DataError(f"evaluate: '{data}': target '{target}' holds {unseen}, which the "
+                        f"model never saw in training; its labels are {labels}. Fix: remove "
+                        "those rows or map them to known labels.")
+    return y
