@@ -1,32 +1,69 @@
 # launchml: `make demo` and `make test` work on a fresh machine (they make .venv first).
+# Installs use constraints.txt (the exact versions CI tested); `make upgrade-check` tries
+# the newest ones in a separate venv.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip
+CONSTRAINTS := constraints.txt
+# stamps: launchml and its core dependencies (the demo); + [serve,text] + test/lint tools
+CORE := $(VENV)/.installed-core
+DEV := $(VENV)/.installed-dev
+UPGRADE_VENV := .venv-upgrade
+PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench clean
+# pytest exits 5 when it collected no tests: say so, and fail
+define pytest
+	$(BIN)/python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; exit $$rc
+endef
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+.PHONY: install install-core demo test test-fast test-gpu lint bench constraints \
+	upgrade-check clean
 
-install: $(STAMP)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
 
-demo: $(STAMP)  ## digits as an image folder -> all five stages with the article's CNN
+$(CORE): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(DEV): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
+	touch $(CORE) $@
+
+install: $(DEV)  ## everything: launchml, the serve and text extras, test and lint tools
+
+install-core: $(CORE)
+
+demo: $(CORE)  ## digits as an image folder -> all five stages with the article's CNN
 	$(BIN)/launchml quickstart
 
-test: $(STAMP)  ## the whole suite: unit, CLI end-to-end, real server
-	$(BIN)/python -m pytest
+test: $(DEV)  ## the whole suite: unit, CLI end-to-end, real server
+	$(call pytest,)
 
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" --ignore=tests/e2e
+test-fast: $(DEV)  ## no slow tests, no end-to-end: under 3 minutes on 2 cores
+	$(call pytest,-m "not slow" --ignore=tests/e2e)
 
-lint: $(STAMP)
+test-gpu: $(DEV)  ## the CUDA tests (skipped on a machine without CUDA)
+	$(call pytest,-m gpu -rs)
+
+lint: $(DEV)
 	$(BIN)/ruff check src tests bench
 
-bench: $(STAMP)  ## Keras vs plain PyTorch vs launchml on the article's CNN (makes a TF venv)
+bench: $(DEV)  ## Keras vs plain PyTorch vs launchml on the article's CNN (makes a TF venv)
 	$(BIN)/python bench/seed_cnn.py --json bench/out/seed_cnn.json
+
+constraints: $(DEV)  ## pin what .venv holds now (after `make test` passed with it)
+	{ sed -n '/^#/p' $(CONSTRAINTS); $(PIP) freeze --exclude-editable; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
+upgrade-check:  ## newest releases (no constraints) in $(UPGRADE_VENV): what changed + fast tests
+	test -x $(UPGRADE_VENV)/bin/python || $(PY) -m venv $(UPGRADE_VENV)
+	$(UPGRADE_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(UPGRADE_VENV)/bin/python -m pip freeze --exclude-editable \
+		| $(UPGRADE_VENV)/bin/python .ci/constraints_diff.py $(CONSTRAINTS)
+	$(UPGRADE_VENV)/bin/python -m pytest -m "not slow" --ignore=tests/e2e -p no:cacheprovider
 
 clean:
 	rm -rf quickstart runs bench/out .pytest_cache

@@ -12,6 +12,25 @@ os.environ.setdefault("LAUNCHML_QUIET", "1")
 
 from launchml.data.samples import write_digits_folder, write_shapes_folder  # noqa: E402
 
+# Tests that take over ~5 s on a 2-core machine (pytest --durations, outside tests/e2e),
+# marked `slow` here so `make test-fast` (-m "not slow") stays under 3 minutes. Most
+# carry @pytest.mark.slow in their own file; these are listed by node id instead.
+SLOW = {
+    "tests/train/test_trainer.py::test_resume_continues_to_the_same_result",
+    "tests/train/test_trainer.py::test_data_on_device_or_not_trains_the_same",
+    "tests/train/test_trainer.py::test_existing_checkpoints_need_resume_or_overwrite",
+    "tests/train/test_trainer.py::test_resume_may_extend_epochs_without_a_scheduler",
+    "tests/deploy/test_predict_stream.py::test_cli_writes_a_scored_csv_like_the_python_api",
+    "tests/test_new_user_runs.py::"
+    "test_refused_resume_changes_nothing_and_evaluate_checks_the_data",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("[")[0] in SLOW:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory) -> Path:

@@ -52,6 +52,7 @@ def test_table_variant_serves_with_engine_auto_and_rerun_drops_stale_variants(tm
         "model.lgb.features.json", "model.lgb.txt", "package.json"]
 
 
+@pytest.mark.slow
 def test_pretrained_image_encoder_normalization_survives_the_package(tmp_path):
     """A table image column with pretrained timm weights normalizes with their
     mean/std in training; the package must rebuild it with the same ones."""
@@ -116,5 +117,15 @@ def test_fit_a_dataframe_with_image_paths_relative_to_the_working_folder(tmp_pat
     monkeypatch.chdir(tmp_path)
     frame = pd.read_csv(image_table(tmp_path, n=40))  # photo: images/<i>.png, from the cwd
     run = launchml.fit(frame, target="label", model="lightgbm", output_dir="runs")
-    assert run.predictor.predict_rows(frame.drop(columns="label").head(2))
+    saved = pd.read_parquet(run.dir.root / "data" / "train.parquet")
+    assert saved["photo"].iloc[0] == str((tmp_path / "images" / "0.png").resolve())
+    # the right files were read: bright squares prepared bright, dark ones dark
+    pixels = np.load(run.dir.prepared / "train.photo.npy")
+    names = np.array(run.predictor.task.labels)[np.load(run.dir.prepared /
+                                                        "train.__target__.npy")]
+    means = pixels.reshape(len(pixels), -1).mean(axis=1)
+    assert len(means) > 20 and {"bright", "dark"} == set(names)
+    assert means[names == "bright"].min() > 140 and means[names == "dark"].max() < 110
+    rows = run.predictor.predict_rows(frame.drop(columns="label").head(2))
+    assert len(rows) == 2 and {r["label"] for r in rows} <= {"bright", "dark"}
     assert frame["photo"].iloc[0] == "images/0.png"  # the caller's DataFrame is untouched

@@ -49,6 +49,13 @@ class MissingDependencyError(LaunchmlError, ImportError):
     """An optional dependency is not installed."""
 
 
+def missing_dependency(package: str, extra: str, needed_for: str) -> MissingDependencyError:
+    """The error for an optional package of the ``extra`` extra, with the pip command."""
+    return MissingDependencyError(
+        f"{needed_for} needs '{package}', which is not installed. "
+        f"Fix: pip install 'launchml[{extra}]'")
+
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -58,4 +65,5 @@ __all__ = [
     "ModelError",
     "PackageError",
     "RunError",
+    "missing_dependency",
 ]

@@ -66,11 +66,22 @@ def test_article_example_150px_jpegs_all_stages_then_predict(shapes_dir, tmp_pat
 
 
 def test_quickstart_reaches_95_percent_on_digits(tmp_path):
-    proc = cli("quickstart", "--dir", str(tmp_path))
-    metrics = json.loads((tmp_path / "runs" / "digits" / "evaluation" /
-                          "metrics.json").read_text())
+    cli("quickstart", "--dir", str(tmp_path))
+    run = tmp_path / "runs" / "digits"
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["accuracy"] >= 0.95
-    assert proc.returncode == 0
+    # all five stages ran: prepared data, a checkpoint, ONNX variants, a package
+    for rel in ("prepared/manifest.json", "checkpoints/best.ckpt", "model/package.json",
+                "model/model.onnx", "variants/int8/model.onnx"):
+        assert (run / rel).exists(), rel
+    meta = json.loads((run / "model" / "package.json").read_text())
+    assert meta["task"]["labels"] == [str(d) for d in range(10)]
+    # the "Next:" command it prints works: the package predicts the digit 3 on its test images
+    threes = tmp_path / "data" / "digits" / "test" / "3"
+    rows = [json.loads(line) for line in
+            cli("predict", str(run / "model"), str(threes)).stdout.splitlines()]
+    assert len(rows) == len(list(threes.glob("*.png"))) > 0
+    assert sum(r["label"] == "3" for r in rows) >= 0.9 * len(rows)
 
 
 def test_config_errors_exit_2_and_data_errors_exit_1(tmp_path, digits_dir):

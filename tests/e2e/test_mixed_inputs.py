@@ -94,8 +94,13 @@ def test_pretrained_text_model_fine_tuned_from_a_local_folder(tmp_path, lora):
     import shutil
 
     shutil.rmtree(bert)
-    x = reviews(20, seed=9).drop(columns="label")
-    a = np.array([r["probabilities"]["positive"]
-                  for r in Predictor.load(run.model_dir).predict_rows(x)])
+    new = reviews(40, seed=9)
+    x = new.drop(columns="label")
+    reloaded = Predictor.load(run.model_dir).predict_rows(x)
+    a = np.array([r["probabilities"]["positive"] for r in reloaded])
     b = np.array([r["probabilities"]["positive"] for r in run.predictor.predict_rows(x)])
     assert np.abs(a - b).max() < 1e-6
+    # the reloaded package really predicts (unseen rows, not a constant answer)
+    assert a.std() > 0.05
+    hits = np.mean([r["label"] == t for r, t in zip(reloaded, new["label"], strict=True)])
+    assert hits >= (0.65 if lora else 0.7), hits

@@ -92,6 +92,7 @@ def test_timm_errors_are_clear(tmp_path, monkeypatch):
         _build("seed_cnn", pretrained=True)
 
 
+@pytest.mark.slow
 def test_timm_family_through_every_stage(shapes_dir, tmp_path):
     """A timm backbone trains, exports to ONNX with parity, evaluates and predicts."""
     import launchml
@@ -131,3 +132,44 @@ def test_timm_package_loads_without_its_pretrained_file(shapes_dir, tmp_path):
     assert meta["preprocessing"]["image"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     rows = launchml.load(run.dir.model).predict_rows(shapes_dir / "test" / "circles")
     assert len(rows) == 8
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@CUDA
+def test_seed_cnn_trains_one_bf16_step_on_cuda():
+    torch.manual_seed(0)
+    schema = _schema(32, 32, 1, labels=list("abc"))
+    task = create_task(schema.task, schema.labels)
+    model = _build(schema=schema).cuda()
+    x = torch.randint(0, 256, (8, 32, 32, 1), dtype=torch.uint8, device="cuda")
+    y = torch.arange(8, device="cuda") % 3
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(image=x)
+        loss = task.loss(out, y)
+    assert out.device.type == "cuda" and out.dtype == torch.bfloat16
+    assert loss.device.type == "cuda" and torch.isfinite(loss)
+    loss.backward()
+    opt.step()
+    assert all(p.device.type == "cuda" and torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.gpu
+@CUDA
+def test_training_on_cuda_in_bf16_through_the_trainer(digits_dir, tmp_path):
+    import json
+
+    from tests.conftest import digits_config
+
+    import launchml
+
+    cfg = digits_config(digits_dir, tmp_path, epochs=1, accelerator="gpu", precision="bf16")
+    run = launchml.run(cfg, stages=["prepare", "train"])
+    rows = [json.loads(line) for line in run.dir.events.read_text().splitlines()]
+    assert rows[0]["settings"]["accelerator"] == "cuda"
+    assert rows[0]["settings"]["precision"] == "bf16"
+    epochs = [r for r in rows if r["event"] == "epoch"]
+    assert len(epochs) == 1 and torch.isfinite(torch.tensor(epochs[0]["train_loss"]))

@@ -53,19 +53,40 @@ def test_auto_ranks_every_family_and_packages_the_chosen_ones(wine_run):
     assert [r["label"] for r in rows] == list(frame["target"].head(5))
 
 
+PICKLERS = ("pickle", "_pickle", "cloudpickle", "dill", "joblib")
+
+
 def test_table_package_loads_without_pickle(wine_run, monkeypatch):
     run, frame = wine_run
-    expected = run.predictor.predict_rows(frame.drop(columns="target").head(3))
+    x = frame.drop(columns="target").head(20)
+    expected = run.predictor.predict_rows(x)
+    files = sorted(p.name for p in run.model_dir.rglob("*") if p.is_file())
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))], files
+    refused: list[str] = []
 
     def refuse(*a, **k):
+        refused.append("unpickle")
         raise AssertionError("a package must load without pickle")
 
-    monkeypatch.setattr(pickle, "load", refuse)
-    monkeypatch.setattr(pickle, "loads", refuse)
+    # every way to unpickle: the functions, both Unpicklers (joblib and torch.load use
+    # them), and importing a pickling module anew
+    for name in ("load", "loads", "Unpickler", "_Unpickler", "_load", "_loads"):
+        if hasattr(pickle, name):
+            monkeypatch.setattr(pickle, name, refuse)
     real_import = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__", lambda n, *a, **k: real_import(n, *a, **k))
-    got = Predictor.load(run.model_dir).predict_rows(frame.drop(columns="target").head(3))
+
+    def guarded_import(name, *args, **kwargs):
+        if name.split(".")[0] in PICKLERS:
+            refused.append(name)
+            raise AssertionError(f"loading a package imported {name}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", guarded_import)
+    got = Predictor.load(run.model_dir).predict_rows(x)
+    monkeypatch.undo()
+    assert refused == []
     assert got == expected
+    assert [r["label"] for r in got] == list(frame["target"].head(20))
 
 
 def test_onnx_engine_matches_torch_for_the_neural_member(tmp_path):

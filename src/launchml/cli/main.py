@@ -40,9 +40,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except LaunchmlError as e:
+            from rich.markup import escape
+
             from launchml.console import console
 
-            console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            # escaped: "pip install 'launchml[serve]'" is text, not a rich style tag
+            console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)
             raise typer.Exit(2 if isinstance(e, ConfigError) else 1) from None
 
     return wrapper

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from launchml.errors import ModelError
+from launchml.errors import ModelError, missing_dependency
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]")
 MAX_AUTO_LENGTH = 256  # text_max_length: null keeps the 95th percentile, at most this
@@ -69,7 +69,10 @@ def _pretrained(column: str, name: str) -> tuple[Any, int, dict[str, Any], str, 
     """(backend tokenizer, pad id, model config, name to store, longest input) for a model."""
     try:
         from transformers import AutoConfig, AutoTokenizer
-
+    except ImportError as e:
+        raise missing_dependency("transformers", "text", f"column '{column}': data.tokenizer "
+                                 f"'{name}'") from e
+    try:
         tok = AutoTokenizer.from_pretrained(name)
         config = AutoConfig.from_pretrained(name)
     except (OSError, ValueError, KeyError, ImportError, ConnectionError) as e:
@@ -77,8 +80,8 @@ def _pretrained(column: str, name: str) -> tuple[Any, int, dict[str, Any], str, 
             f"column '{column}' (text): data.tokenizer '{name}' could not be loaded "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Fix: set "
             "data.tokenizer to a local folder holding the model (tokenizer and config, "
-            "e.g. written by save_pretrained), or run once with network access and "
-            "'pip install transformers' so the model is downloaded; or use 'trained'."
+            "e.g. written by save_pretrained), or run once with network access so the "
+            "model is downloaded; or use 'trained'."
         ) from e
     if not getattr(tok, "is_fast", False):
         raise ModelError(f"column '{column}' (text): the tokenizer of '{name}' has no fast "

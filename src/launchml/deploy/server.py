@@ -20,13 +20,18 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
+from launchml.errors import InputError, missing_dependency
+
+try:  # the [serve] extra; python-multipart parses the uploads (request.form())
+    import python_multipart  # noqa: F401
+    from fastapi import FastAPI, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse
+    from starlette.datastructures import UploadFile
+except ImportError as e:
+    raise missing_dependency(e.name or "fastapi", "serve", "the REST server") from e
 
 from launchml.deploy.predictor import Predictor
-from launchml.errors import InputError
 
 _IMAGE_BODY = {
     "requestBody": {
@@ -160,6 +165,9 @@ def create_app(predictor: Predictor) -> FastAPI:
 
 
 def serve(predictor: Predictor, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    import uvicorn
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise missing_dependency("uvicorn", "serve", "launchml serve") from e
 
     uvicorn.run(create_app(predictor), host=host, port=port, log_level="info")

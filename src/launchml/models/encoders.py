@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from launchml.errors import MissingDependencyError, ModelError
+from launchml.errors import ModelError, missing_dependency
 from launchml.models import NETWORKS, ModelConfig
 from launchml.models.networks import ImageModel
 
@@ -151,9 +151,9 @@ class ImageEncoder(ImageModel):
 def _hf(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool) -> Encoder:
     try:
         from transformers import AutoConfig, AutoModel
-    except ImportError as e:  # pragma: no cover - a core dependency
-        raise MissingDependencyError("transformers is not installed. Fix: pip install "
-                                     "transformers") from e
+    except ImportError as e:
+        raise missing_dependency("transformers", "text", f"column '{column}': a pretrained "
+                                 "text model") from e
     name = state["pretrained"]
     if for_loading:
         config = dict(state["hf_config"])
@@ -180,7 +180,10 @@ def _hf(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool
             ) from e
     lora = spec.lora and not for_loading
     if lora:
-        from peft import LoraConfig, get_peft_model
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as e:
+            raise missing_dependency("peft", "text", "model.lora") from e
 
         r = spec.lora_rank
         model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0,
