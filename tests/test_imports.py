@@ -210,3 +210,25 @@ def test_the_checker_sees_function_level_and_relative_imports():
     assert ("launchml.package", "WEIGHTS") in {
         (m, n) for m, n, _ in imports(families.read_text(encoding="utf-8"),
                                       "launchml.models.families")}
+
+
+def test_serving_by_onnx_never_imports_torch(digits_run, digits_dir):
+    """The server with the ONNX engine starts in a fraction of PyTorch's time and
+    memory (bench/serve_start.py) because nothing on that path imports torch."""
+    import json
+    import subprocess
+    import sys
+
+    files = [str(f) for f in sorted((digits_dir / "test" / "4").glob("*.png"))[:2]]
+    code = (
+        "import json, sys\n"
+        "from launchml.deploy.predictor import Predictor\n"
+        "from launchml.deploy.server import create_app\n"
+        f"p = Predictor.load({str(digits_run.dir.model)!r}, engine='onnx')\n"
+        "create_app(p)\n"
+        f"rows = p.predict_rows({files!r})\n"
+        "print(json.dumps([[r['label'] for r in rows], 'torch' in sys.modules]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    labels, torch_loaded = json.loads(out.strip().splitlines()[-1])
+    assert len(labels) == 2 and "4" in labels and torch_loaded is False

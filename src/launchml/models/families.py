@@ -26,7 +26,7 @@ from launchml.data.schema import Prepared, Schema, Split
 from launchml.errors import PackageError
 from launchml.models.linear_family import SEQUENCE_TYPES, LinearModel
 from launchml.models.network_family import NetworkFamily, image_column, torch_raw
-from launchml.models.table_net import ENCODED, TableNet, make_plan, pack
+from launchml.models.plan import ENCODED, make_plan, pack
 from launchml.runs import RunDir
 from launchml.tasks import Task
 
@@ -179,6 +179,8 @@ class MLPFamily:
 
         ctx = self.ctx
         torch.manual_seed(ctx.cfg.seed)
+        from launchml.models.table_net import TableNet
+
         net = TableNet(self.plan, ctx.states, ctx.cfg.model, ctx.task.num_outputs)
         task = ctx.task
         if ctx.weights is not None:
@@ -257,6 +259,8 @@ class TorchMember:
         if not path.exists():
             raise PackageError(f"'{path}' is missing: the package's neural model is gone.")
         self.plan = spec["plan"]
+        from launchml.models.table_net import TableNet
+
         self.net = TableNet(self.plan, states, ModelConfig.model_validate(spec["config"]),
                             task.num_outputs, for_loading=True)
         self.net.load_state_dict(load_file(path))

@@ -184,7 +184,8 @@ def torch_raw(net: Any, inputs: dict[str, np.ndarray], batch: int = 1024) -> np.
     outs = []
     with torch.inference_mode():
         for s in range(0, n, batch):
-            t = {k: torch.from_numpy(np.ascontiguousarray(v[s:s + batch]))
-                 for k, v in inputs.items()}
+            # a copy where the rows are read-only (memory-mapped prepared arrays)
+            t = {k: torch.from_numpy(np.array(v[s:s + batch], copy=not v.flags.writeable,
+                                              order="C")) for k, v in inputs.items()}
             outs.append(net(**t).float().numpy())
     return np.concatenate(outs).astype(np.float64)

@@ -7,13 +7,14 @@ Also the two helpers that tune a binary model after training: ``tune_threshold``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from launchml.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 THRESHOLD_METRICS = ("accuracy", "f1", "balanced_accuracy")
 
@@ -31,10 +32,14 @@ class Task:
 
     def balanced_weights(self, y: np.ndarray) -> torch.Tensor:
         """The ``class_weights`` that balance the training targets ``y`` for this task."""
+        import torch
+
         return torch.as_tensor(balanced_class_weights(np.asarray(y), len(self.labels)),
                                dtype=torch.float32)
 
     def _weights(self, like: torch.Tensor) -> torch.Tensor | None:
+        import torch
+
         w = self.class_weights
         return None if w is None else torch.as_tensor(w).to(like.device, torch.float32)
 
@@ -83,6 +88,8 @@ class BinaryTask(Task):
         return 1
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
         w = self._weights(logits)
         pos_weight = None if w is None else (w[1] / w[0]).reshape(1)
         return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float(),
@@ -109,6 +116,8 @@ class MulticlassTask(Task):
         return len(self.labels)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(logits.float(), target, weight=self._weights(logits))
 
     def correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -7,13 +7,14 @@ probability; metrics are computed from raw outputs like the other tasks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from launchml.tasks.classification import Task
+
+if TYPE_CHECKING:
+    import torch
 
 
 def balanced_label_weights(y: np.ndarray) -> np.ndarray:
@@ -38,10 +39,14 @@ class MultilabelTask(Task):
         return len(self.labels)
 
     def balanced_weights(self, y: np.ndarray) -> torch.Tensor:
+        import torch
+
         return torch.as_tensor(balanced_label_weights(y), dtype=torch.float32)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # class_weights here is one positive weight per label (balanced_label_weights)
+        import torch.nn.functional as F
+
         return F.binary_cross_entropy_with_logits(logits.float(), target.float(),
                                                   pos_weight=self._weights(logits))
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from launchml.errors import ConfigError
 from launchml.tasks.classification import Task
+
+if TYPE_CHECKING:
+    import torch
 
 
 class RegressionTask(Task):
@@ -27,9 +28,13 @@ class RegressionTask(Task):
                           "Fix: set model.class_weight: none")
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.mse_loss(logits.float().squeeze(1), target.float())
 
     def correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return torch.zeros((), dtype=torch.long, device=logits.device)  # no accuracy
 
     def decode(self, logits: np.ndarray, threshold: float | None = None) -> list[dict[str, Any]]:
