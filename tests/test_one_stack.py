@@ -131,3 +131,27 @@ def test_python_api_one_shape_per_call(digits_run, tmp_path):
     values = reg.predictor.predict(x.assign(label="no"))
     assert all(isinstance(v, float) for v in values)
     assert matplotlib.get_backend() == backend  # evaluate drew its plot without pyplot
+
+
+def test_package_json_is_typed_and_unknown_fields_are_refused(digits_run, tmp_path):
+    import shutil
+
+    from launchml.errors import PackageError
+
+    for change, named in [
+        (lambda m: m["preprocessing"]["image"].update(sharpen=2.0), "preprocessing.image"),
+        (lambda m: m.update(signature="x"), "signature"),
+        (lambda m: m["preprocessing"]["image"].update(rescale="a lot"), "rescale"),
+        (lambda m: m["task"].update(name="ranking"), "task.name"),
+    ]:
+        bad = tmp_path / f"bad-{named}"
+        shutil.copytree(digits_run.dir.model, bad)
+        meta = json.loads((bad / "package.json").read_text())
+        change(meta)
+        (bad / "package.json").write_text(json.dumps(meta))
+        try:
+            launchml.load(bad)
+        except PackageError as e:
+            assert named in str(e) and "pip install -U launchml" in str(e)
+        else:
+            raise AssertionError(f"{named}: a malformed package loaded")

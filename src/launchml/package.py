@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from launchml.data.schema import Schema
 from launchml.errors import ConfigError, PackageError
 from launchml.runs import atomic_path, read_json, write_json
+from launchml.state import check_package
 
 if TYPE_CHECKING:
     from launchml.tasks import Task
@@ -54,8 +55,10 @@ def _v1_to_v2(meta: dict[str, Any]) -> dict[str, Any]:
     for name, state in pre.items():
         if state.get("type") == "image" and "channels" not in state:
             pre[name] = {**state, "channels": 1 if state["color_mode"] == "grayscale" else 3}
-    return {**meta, "format_version": 2, "model": model, "preprocessing": pre,
-            "source": meta.get("data_kind", "image_folder")}
+    out = {**meta, "format_version": 2, "model": model, "preprocessing": pre,
+           "source": meta.get("data_kind", "image_folder")}
+    out.pop("data_kind", None)
+    return out
 
 
 UPGRADES[1] = _v1_to_v2
@@ -158,6 +161,7 @@ def save_package(
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
     }
+    check_package(meta, str(path / "package.json"))  # a bug here never ships a package
     write_json(path / "package.json", meta)
     return Package(path, meta)
 
@@ -169,6 +173,7 @@ def update_package(pkg: Package, **changes: Any) -> Package:
             pkg.meta[key].update(value)
         else:
             pkg.meta[key] = value
+    check_package(pkg.meta, str(pkg.path / "package.json"))
     write_json(pkg.path / "package.json", pkg.meta)
     return pkg
 
@@ -238,4 +243,5 @@ def load_package(path: str | Path) -> Package:
                                "launchml cannot upgrade. Fix: re-run training to rebuild it.")
         meta = UPGRADES[version](meta)
         version = meta["format_version"]
+    check_package(meta, str(meta_path))
     return Package(path, meta)
