@@ -22,6 +22,11 @@ from launchml.errors import ConfigError, DataError
 
 COLUMN_TYPES = ("number", "category", "boolean", "datetime", "text", "image", "molecule",
                 "protein", "identifier", "constant", "empty")
+# the one place column types are grouped; models and families import these
+TABULAR_TYPES = ("number", "category", "boolean", "datetime")  # one array (or a few) each
+SEQUENCE_TYPES = ("text", "molecule", "protein")  # token or character ids, N x L
+ENCODED_TYPES = (*SEQUENCE_TYPES, "image")  # need an encoder in the neural combiner
+FEATURE_TYPES = (*TABULAR_TYPES, *ENCODED_TYPES)  # every type a model can use
 DROPPED = ("identifier", "constant", "empty")
 _BOOL_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1"}
 _AMINO = set("ACDEFGHIKLMNPQRSTVWY")

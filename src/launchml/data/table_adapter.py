@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 # use them: ``TableConfig`` (and so ``launchml.config``) loads without pandas
 
 TARGET = "__target__"
-TABLE_TYPES = ("number", "category", "boolean", "datetime", "text", "molecule", "protein", "image")
 _TRUE_WORDS = {"true", "yes", "y", "t", "1"}
 
 
@@ -341,7 +340,13 @@ def _check_labels(y: np.ndarray, labels: list[str], target: Any) -> None:
 def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     import pandas as pd
 
-    from launchml.data.columns import DROPPED, category_key, infer_columns, target_task
+    from launchml.data.columns import (
+        DROPPED,
+        FEATURE_TYPES,
+        category_key,
+        infer_columns,
+        target_task,
+    )
     from launchml.data.preprocess import fit_table, numbers, transform_table
 
     _check_config(cfg)
@@ -377,7 +382,7 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
         raise DataError(f"target '{cfg.target}' has one class in train ({labels}); "
                         "classification needs two or more.")
     kept = [i for i in infos if i.name not in targets and i.name != cfg.group_column
-            and i.type in TABLE_TYPES]
+            and i.type in FEATURE_TYPES]
     for i in infos:
         mark = ("dropped" if i.type in DROPPED else "target" if i.name in targets
                 else "group, not a feature" if i.name == cfg.group_column else "")

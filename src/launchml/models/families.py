@@ -22,15 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from launchml.data.columns import SEQUENCE_TYPES  # noqa: E402
+from launchml.data.columns import TABULAR_TYPES as TABULAR
 from launchml.data.schema import Prepared, Schema, Split
 from launchml.errors import PackageError
-from launchml.models.linear_family import SEQUENCE_TYPES, LinearModel
+from launchml.models.linear_family import LinearModel
 from launchml.models.network_family import NetworkFamily, image_column, torch_raw
 from launchml.models.plan import ENCODED, make_plan, pack
 from launchml.runs import RunDir
 from launchml.tasks import Task
 
-TABULAR = ("number", "category", "boolean", "datetime")
 Data = tuple[dict[str, np.ndarray], np.ndarray]
 
 

@@ -22,7 +22,7 @@ from launchml.errors import PackageError
 from launchml.tasks import Task
 
 LINEAR_FILE = "model.linear.safetensors"
-SEQUENCE_TYPES = {"text": 2, "molecule": 3, "protein": 3}  # type -> longest n-gram
+NGRAMS = {"text": 2, "molecule": 3, "protein": 3}  # sequence type -> longest n-gram
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 ALPHA_GRID = (0.1, 1.0, 10.0, 100.0)
 
@@ -71,7 +71,7 @@ class LinearModel:
         self.std_ = np.where(std > 0, std, 1.0)
         self.vocab_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for col, s in self.states.items():
-            if s["type"] not in SEQUENCE_TYPES:
+            if s["type"] not in NGRAMS:
                 continue
             rows = self._keys(col, arrays[col])
             df_keys, df = np.unique(np.concatenate([np.unique(r) for r in rows]),
@@ -83,7 +83,7 @@ class LinearModel:
 
     def _keys(self, col: str, ids: np.ndarray) -> list[np.ndarray]:
         s = self.states[col]
-        return _ngram_keys(ids, SEQUENCE_TYPES[s["type"]], s.get("pad_id", 0),
+        return _ngram_keys(ids, NGRAMS[s["type"]], s.get("pad_id", 0),
                            int(s["vocab_size"]) + 1)
 
     def _features(self, arrays: dict[str, np.ndarray]) -> sparse.csr_matrix:
