@@ -6,12 +6,10 @@ is one file here and one entry in that dict.
 
 from __future__ import annotations
 
-from launchml.data.image_folder import load_prepared as load_image_prepared
 from launchml.data.image_folder import prepare_image_folder
 from launchml.data.images import ImageFolderConfig, load_image
-from launchml.data.schema import Column, Prepared, Schema, Split
-from launchml.data.table_adapter import TableConfig, load_table_prepared, prepare_table
-from launchml.runs import RunDir, read_json
+from launchml.data.schema import Column, Prepared, Schema, Split, load_prepared
+from launchml.data.table_adapter import TableConfig, prepare_table
 
 # source kind -> how it is read: prepare(cfg, run, seed) -> Prepared. Every source
 # becomes the same Prepared form (typed columns + target); nothing after prepare
@@ -21,13 +19,6 @@ SOURCES = {
     "table": prepare_table,
 }
 
-
-def load_prepared(run: RunDir) -> Prepared:
-    """Open a prepared run's cached arrays, whichever adapter wrote them."""
-    path = run.prepared / "manifest.json"
-    if path.exists() and read_json(path).get("kind") == "table":
-        return load_table_prepared(run)
-    return load_image_prepared(run)
 
 __all__ = [
     "SOURCES",

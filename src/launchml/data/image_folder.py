@@ -25,13 +25,12 @@ from launchml.data.images import (
     load_image,
     scan_folder,
 )
-from launchml.data.schema import Column, Prepared, Schema, Split
+from launchml.data.schema import Column, Prepared, Schema, load_prepared
 from launchml.errors import ConfigError, DataError
 from launchml.runs import (
     RunDir,
     create_npy,
     finish_npy,
-    load_npy,
     read_json,
     save_npy,
     write_json,
@@ -173,6 +172,8 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
         digests[name] = dig
         manifest["splits"][name] = {
             "count": len(files),
+            "features": ["image"],
+            "mmap": ["image"],  # decoded pixels stay on disk; epochs gather batches
             "files": files,
             "class_counts": class_counts(labels, classes),
         }
@@ -231,27 +232,6 @@ def _report(manifest: dict[str, Any], digests: dict, classes: list[str], ignored
             )
 
 
-def load_prepared(run: RunDir) -> Prepared:
-    """Open the cached arrays of a prepared run (memory-mapped)."""
-    path = run.prepared / "manifest.json"
-    if not path.exists():
-        raise DataError(f"'{path}' is missing: this run has not been prepared. Fix: launchml run")
-    manifest = read_json(path)
-    splits = {}
-    for name, info in manifest["splits"].items():
-        arrays = {
-            "image": load_npy(run.prepared / f"{name}.image.npy"),
-            "label": load_npy(run.prepared / f"{name}.label.npy", mmap=False),
-        }
-        splits[name] = Split(name, arrays, ids=info["files"])
-    return Prepared(
-        schema=Schema.from_dict(manifest["schema"]),
-        splits=splits,
-        preprocessing=manifest["preprocessing"],
-        manifest=manifest,
-    )
-
-
 def decode_images(sources: list[Any], state: dict[str, Any],
                   names: list[Any] | None = None) -> np.ndarray:
     """Image sources (paths, bytes, PIL images, arrays) -> N x H x W x C uint8 with an
@@ -261,4 +241,4 @@ def decode_images(sources: list[Any], state: dict[str, Any],
                      for s, n in zip(sources, names, strict=True)])
 
 
-__all__ = ["decode_images", "load_prepared", "prepare_image_folder", "stratified_split"]
+__all__ = ["decode_images", "prepare_image_folder", "stratified_split"]

@@ -85,3 +85,34 @@ def split_arrays(prepared: Prepared, name: str) -> tuple[dict[str, np.ndarray], 
     target = prepared.schema.target
     inputs = {k: v for k, v in split.arrays.items() if k != target}
     return inputs, np.asarray(split.arrays[target])
+
+
+def load_prepared(run: Any) -> Prepared:
+    """Open a prepared run's cached arrays, whichever source wrote them.
+
+    ``manifest.json`` lists each split's feature arrays (``<split>.<feature>.npy``),
+    which of them are memory-mapped (images), and the row ids; the target array is
+    ``<split>.<schema.target>.npy``.
+    """
+    from launchml.errors import DataError
+    from launchml.runs import load_npy, read_json
+
+    path = run.prepared / "manifest.json"
+    if not path.exists():
+        raise DataError(f"'{path}' is missing: this run has not been prepared. "
+                        "Fix: launchml run (or --stages prepare,...)")
+    manifest = read_json(path)
+    schema = Schema.from_dict(manifest["schema"])
+    splits = {}
+    for name, info in manifest["splits"].items():
+        features = info.get("features", ["image"])  # image manifests before 0.2: 'image'
+        mapped = set(info.get("mmap", [] if "features" in info else ["image"]))
+        arrays = {f: load_npy(run.prepared / f"{name}.{f}.npy", mmap=f in mapped)
+                  for f in features}
+        arrays[schema.target] = load_npy(run.prepared / f"{name}.{schema.target}.npy",
+                                         mmap=False)
+        ids = info.get("files") or [str(r) for r in info.get("rows", [])]
+        splits[name] = Split(name, arrays, ids=ids)
+    return Prepared(schema=schema, splits=splits, preprocessing=manifest["preprocessing"],
+                    manifest=manifest)
+

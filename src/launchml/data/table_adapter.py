@@ -25,9 +25,9 @@ from pydantic import Field, field_validator
 from launchml import console
 from launchml.configbase import StrictModel
 from launchml.data.image_folder import stratified_split
-from launchml.data.schema import Column, Prepared, Schema, Split
+from launchml.data.schema import Column, Prepared, Schema, load_prepared
 from launchml.errors import ConfigError, DataError
-from launchml.runs import RunDir, load_npy, read_json, save_npy, write_json
+from launchml.runs import RunDir, save_npy, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -424,19 +424,7 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     manifest["source_target"] = cfg.target
     manifest["reader"] = head.attrs.get("launchml_reader", {})
     write_json(out / "manifest.json", manifest)
-    return load_table_prepared(run)
-
-
-def load_table_prepared(run: RunDir) -> Prepared:
-    manifest = read_json(run.prepared / "manifest.json")
-    splits = {}
-    for name, info in manifest["splits"].items():
-        arrays = {f: load_npy(run.prepared / f"{name}.{f}.npy", mmap=False)
-                  for f in info["features"]}
-        arrays[TARGET] = load_npy(run.prepared / f"{name}.{TARGET}.npy", mmap=False)
-        splits[name] = Split(name, arrays, ids=[str(r) for r in info["rows"]])
-    return Prepared(schema=Schema.from_dict(manifest["schema"]), splits=splits,
-                    preprocessing=manifest["preprocessing"], manifest=manifest)
+    return load_prepared(run)
 
 
 def load_table_rows(sources: Any, preprocessing: dict[str, Any],
