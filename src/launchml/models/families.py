@@ -87,7 +87,8 @@ class LightGBMFamily:
         return self
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        return self.model.predict_raw(self._x(arrays))
+        # the booster's own feature names pick the arrays, in training and in serving
+        return self.model.predict_raw(arrays)
 
     def info(self) -> dict[str, Any]:
         b = self.model.booster_
@@ -104,7 +105,7 @@ class LightGBMFamily:
              states: dict[str, Any], engine: str) -> Any:
         from launchml.models.lightgbm_family import LightGBMModel
 
-        return LightGBMModel.load(folder, task)
+        return _served(cls, LightGBMModel.load(folder, task))
 
 
 class LinearFamily:
@@ -138,7 +139,15 @@ class LinearFamily:
     @classmethod
     def load(cls, folder: Path, spec: dict[str, Any], task: Task,
              states: dict[str, Any], engine: str) -> Any:
-        return LinearModel.load(folder, spec, task, _linear_states(states))
+        return _served(cls, LinearModel.load(folder, spec, task, _linear_states(states)))
+
+
+def _served(cls: Any, model: Any) -> Any:
+    """A family object around a loaded model: serving calls the same ``predict_raw``
+    as training did (one class per family, not a training and a serving one)."""
+    family = cls.__new__(cls)
+    family.model = model
+    return family
 
 
 def _linear_states(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
