@@ -172,3 +172,38 @@ def test_predicting_a_file_reads_it_as_training_read_it(tmp_path):
                                                    dtype={"amount": str}).drop(columns="y"))
     assert from_file == from_frame
     assert np.mean(np.array(from_file) == df["y"].to_numpy()) > 0.9
+
+
+def test_help_has_no_type_noise_and_a_zip_error_names_the_zip(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "launchml", "run", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert "--resume" in proc.stdout and "<bool>" not in proc.stdout
+    import zipfile
+
+    bad = tmp_path / "model.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("package.json", "{not json")
+    with pytest.raises(launchml.PackageError) as err:
+        launchml.load(bad)
+    assert str(bad) in str(err.value) and "launchml-package-" not in str(err.value)
+
+
+def test_the_table_server_takes_a_csv_body(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from launchml.deploy.server import create_app
+
+    path, df = _csv(tmp_path)
+    run = launchml.run({"name": "s", "output_dir": str(tmp_path / "runs"),
+                        "data": {"train": str(path), "target": "y"},
+                        "model": {"name": "linear"}}, stages=["prepare", "train"])
+    client = TestClient(create_app(run.predictor))
+    body = df.drop(columns="y").head(3).to_csv(index=False)
+    r = client.post("/v1/predict", content=body, headers={"content-type": "text/csv"})
+    assert r.status_code == 200
+    assert [p["label"] for p in r.json()["predictions"]] == run.predictor.predict(
+        df.drop(columns="y").head(3))
+    r = client.post("/v1/predict", content="x,z\n", headers={"content-type": "text/csv"})
+    assert r.status_code == 422 and "no rows" in r.json()["error"]
+    r = client.post("/v1/predict", content=body, headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and "text/csv" in r.json()["error"]

@@ -214,7 +214,11 @@ def load_package(path: str | Path) -> Package:
     """Load a package folder, a run folder (its model/) or a package .zip."""
     path = Path(path)
     if path.is_file() and path.suffix == ".zip":
-        path = _unzip(path)
+        archive, path = path, _unzip(path)
+        try:
+            return load_package(path)
+        except PackageError as e:  # name the zip the user gave, not a temporary folder
+            raise PackageError(str(e).replace(str(path), f"{archive}:")) from None
     if path.is_dir() and (path / "model" / "package.json").exists():
         path = path / "model"  # a run directory was given
     meta_path = path / "package.json"

@@ -115,11 +115,29 @@ async def _read_inputs(request: Request) -> tuple[list[bytes], list[str]]:
 
 
 async def _read_records(request: Request) -> list[dict[str, Any]]:
-    """Table models take JSON {"records": [{column: value}, ...]} (or one "record")."""
+    """Table models take JSON {"records": [{column: value}, ...]} (or one "record"), or
+    a CSV body (``Content-Type: text/csv``, a header line then rows)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("text/csv"):
+        import io
+
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(io.BytesIO(await request.body()), dtype=str,
+                                keep_default_na=False)
+        except (ValueError, pd.errors.ParserError) as e:
+            raise _BadRequest(422, f"the CSV body could not be read ({e})") from None
+        if frame.empty:
+            raise _BadRequest(422, "the CSV body has a header but no rows")
+        # empty cells are missing values, as in a CSV file given to launchml predict
+        return [{k: (None if v == "" else v) for k, v in r.items()}
+                for r in frame.to_dict(orient="records")]
     try:
         body = await request.json()
     except ValueError:
-        raise _BadRequest(422, 'body is not valid JSON; send {"records": [{...}]}') from None
+        raise _BadRequest(422, 'body is not valid JSON; send {"records": [{...}]} as '
+                               'application/json, or a CSV as text/csv') from None
     records = body.get("records", [body["record"]] if "record" in body else None) \
         if isinstance(body, dict) else None
     if not isinstance(records, list) or not records or \

@@ -113,9 +113,11 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
     inputs, y = split_arrays(prepared, split)
     base = Predictor(package, engine="torch")
     table: dict[str, dict[str, Any]] = {}
+    console.info(f"optimize: measuring the PyTorch model on {len(y)} {split} rows")
     table["pytorch"], ref = _measure(base, inputs, y, _size(package, WEIGHTS), cfg, None)
     if cfg.onnx or cfg.int8:
         out = run.variants / "onnx"
+        console.info("optimize: exporting to ONNX, then measuring it")
         onnx_file = export_onnx(*base.exportable(inputs), out / ONNX)
         pkg = _variant_package(package, out, onnx_file, "onnx")
         table["onnx"], _ = _measure(Predictor(pkg, engine="onnx"), inputs, y,
@@ -125,6 +127,7 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
                          f"> optimize.parity_tolerance {cfg.parity_tolerance:.0e}")
         if cfg.int8:
             q_out = run.variants / "int8"
+            console.info("optimize: quantizing to int8 (ONNX Runtime), then measuring it")
             q_file = quantize_int8(onnx_file, q_out / ONNX)
             qpkg = _variant_package(package, q_out, q_file, "int8")
             table["int8"], _ = _measure(Predictor(qpkg, engine="onnx"), inputs, y,
