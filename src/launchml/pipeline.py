@@ -109,7 +109,8 @@ def run(
     cfg = RunConfig.load(config)
     todo = _check_stages(stages)
     if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other: resume continues the "
+        raise ConfigError("--resume and --overwrite (resume=True, overwrite=True) exclude each "
+                          "other: resume continues the "
                           "run's checkpoints, overwrite deletes them. Fix: choose one.")
     _check_against_saved(cfg, todo, resume and not overwrite)  # before anything is written
     new = not cfg.run_dir.root.exists() or overwrite
@@ -156,8 +157,9 @@ def _check_against_saved(cfg: RunConfig, todo: list[str], resume: bool) -> None:
             set(a) | set(b)) if a.get(k) != b.get(k))
         raise RunError(f"run '{cfg.run_dir.root}' was prepared with other data settings "
                        f"({diff}); stages {', '.join(todo)} would use the old data. Fix: add "
-                       "the prepare stage (--stages prepare,...), or score new labelled data "
-                       "with `launchml evaluate <package> --data <folder or file>`.")
+                       "the prepare stage (--stages prepare,...; stages=[\"prepare\", ...] in "
+                       "Python), or score new labelled data with `launchml evaluate "
+                       "<package> --data <folder or file>`.")
 
 
 def _stages(cfg: RunConfig, rd: RunDir, todo: list[str], resume: bool) -> Run:
@@ -192,7 +194,8 @@ def _stages(cfg: RunConfig, rd: RunDir, todo: list[str], resume: bool) -> Run:
                 raise RunError(f"evaluate: the prepared data in '{rd.prepared}' is not the "
                                f"data the model in '{rd.model}' was trained on (prepared "
                                "again with other settings since). Fix: train again (--stages "
-                               "train,optimize,evaluate,deploy) or --overwrite.")
+                               "train,optimize,evaluate,deploy; in Python stages=[...]) or "
+                               "--overwrite (overwrite=True).")
             result.metrics = evaluate(cfg.evaluate, predictor, prepared, rd)
     if "deploy" in todo:
         with timer("deploy"):

@@ -334,7 +334,7 @@ class Trainer:
             raise RunError(
                 f"--resume: '{path}' was trained with other settings: {shown}. "
                 "(train.epochs may change when no scheduler is set.) Fix: restore them, "
-                "or run with --overwrite to start again."
+                "or run with --overwrite (overwrite=True in Python) to start again."
             )
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
