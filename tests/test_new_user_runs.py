@@ -127,18 +127,30 @@ def test_scores_without_a_test_split_are_marked_optimistic(digits_dir, tmp_path)
 
 def test_keys_that_cannot_apply_are_errors_and_dropout_zero_is_zero(tmp_path):
     image = {"name": "i", "data": {"train": "folder"}}
-    with pytest.raises(launchml.ConfigError, match=r"model.lora \(text and image-path"):
-        RunConfig.load({**image, "model": {"lora": True}})
+    with pytest.raises(launchml.ConfigError, match=r"model.mlp.lora \(the table combiner"):
+        RunConfig.load({**image, "model": {"lora": True}})  # the old flat spelling too
+    with pytest.raises(launchml.ConfigError, match=r"model.mlp.hidden"):
+        RunConfig.load({**image, "model": {"mlp": {"hidden": [8]}}})
     with pytest.raises(launchml.ConfigError, match="train.augment"):
         RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"},
                         "model": {"name": "lightgbm"}, "train": {"augment": {"flip": True}}})
     table = RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"}})
-    assert table.model.dropout == 0.1 and table.model.time_limit == 300
+    assert table.model.mlp.dropout == 0.1 and table.model.time_limit == 300
+    assert table.model.network.dropout == 0.0  # each family's settings in its section
+    legacy = RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"},
+                             "model": {"name": "mlp", "hidden": [16], "dropout": 0.2,
+                                       "pretrained": False}})
+    assert legacy.model.mlp.hidden == [16] and legacy.model.mlp.dropout == 0.2
+    dumped = legacy.model_dump(mode="json")["model"]
+    assert "hidden" not in dumped and dumped["mlp"]["hidden"] == [16]
+    assert RunConfig.load({"name": "i", "data": {"train": "folder"},
+                           "model": {"name": "seed_cnn", "dropout": 0.5}}
+                          ).model.network.dropout == 0.5
     zero = RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"},
                            "model": {"dropout": 0}})
     from launchml.models.table_net import TableNet
 
-    net = TableNet({"numbers": ["x"], "categories": [], "encoders": []}, {}, zero.model, 2)
+    net = TableNet({"numbers": ["x"], "categories": [], "encoders": []}, {}, zero.model.mlp, 2)
     assert not any(isinstance(m, __import__("torch").nn.Dropout) and m.p > 0
                    for m in net.modules())
 

@@ -226,12 +226,12 @@ def offline(monkeypatch, tmp_path):
 
 def _timm_model(pretrained):
     from launchml.data.schema import Column, Schema
-    from launchml.models import ModelConfig, create_model
+    from launchml.models import NetworkSpec, create_model
     from launchml.tasks import create_task
 
     schema = Schema([Column("image", "image", [32, 32, 3]), Column("label", "label", [])],
                     "label", "binary", ["a", "b"])
-    return create_model(ModelConfig(name="timm:resnet10t", pretrained=pretrained), schema,
+    return create_model(NetworkSpec(name="timm:resnet10t", pretrained=pretrained), schema,
                         create_task("binary", ["a", "b"]), {"image": {"rescale": 1 / 255}})
 
 
@@ -273,23 +273,23 @@ def test_hf_hub_offline_is_offline_without_a_network_check(monkeypatch):
 
 
 def test_text_encoder_hub_name_offline_fails_at_once(offline):
-    from launchml.models import ModelConfig
+    from launchml.models import MLPConfig
     from launchml.models.encoders import build_encoder
 
     state = {"type": "text", "pretrained": "no-such-org/no-such-model", "pad_id": 0}
     with pytest.raises(ModelError, match=r"'no-such-org/no-such-model' could not be loaded "
                                          r"\(offline: no connection.*local folder"):
-        build_encoder("review", state, ModelConfig(text_encoder="transformer"))
+        build_encoder("review", state, MLPConfig(text_encoder="transformer"))
 
 
 def test_text_encoder_from_a_local_folder_needs_no_network(offline, tmp_path):
-    from launchml.models import ModelConfig
+    from launchml.models import MLPConfig
     from launchml.models.encoders import build_encoder
     from tests.tables_data import SAMPLE_REVIEWS, save_tiny_bert
 
     folder = save_tiny_bert(tmp_path / "bert", SAMPLE_REVIEWS)
     state = {"type": "text", "pretrained": str(folder), "pad_id": 0}
-    enc = build_encoder("review", state, ModelConfig(text_encoder="transformer"))
+    enc = build_encoder("review", state, MLPConfig(text_encoder="transformer"))
     assert enc.out_dim == 32 and offline.checked == []
 
 

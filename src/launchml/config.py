@@ -35,15 +35,13 @@ KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # a table's model selection ends in a time a user expects: 5 minutes unless set
     "table": {"train": {"epochs": 100, "patience": 10, "batch_size": 128,
                         "optimizer": "adamw", "weight_decay": 1e-4},
-              "model": {"refit": True, "time_limit": 300.0, "dropout": 0.1}},
+              "model": {"refit": True, "time_limit": 300.0}},
     # the article's example: the best epoch's network, decided at 0.5
     "image_folder": {"train": {}, "model": {"refit": False, "threshold": "none"}},
 }
 
 
-# model settings of the table combiner's column encoders: meaningless for an image folder
-TABLE_ONLY = ("hidden", "text_encoder", "text_dim", "text_layers", "lora", "lora_rank",
-              "image_encoder")
+
 
 
 def _data_kind(value: Any) -> str:
@@ -84,14 +82,17 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _keys_that_apply(self) -> RunConfig:
         """Settings that cannot apply to this data are errors that say where they apply."""
-        from launchml.models import ModelConfig
+        from launchml.models import MLPConfig
         from launchml.train.augment import AugmentConfig
 
         bad = []
         if self.data.kind == "image_folder":
-            defaults = ModelConfig()
-            bad += [f"model.{k} (text and image-path columns of tables)" for k in TABLE_ONLY
-                    if getattr(self.model, k) != getattr(defaults, k)]
+            defaults = MLPConfig()
+            bad += [f"model.mlp.{k} (the table combiner's column encoders and head)"
+                    for k in MLPConfig.model_fields
+                    # dropout and image_pretrained: also copies of the old flat keys
+                    if k not in ("dropout", "image_pretrained")
+                    and getattr(self.model.mlp, k) != getattr(defaults, k)]
         if self.model.name in ("lightgbm", "linear") and self.train.augment != AugmentConfig():
             bad.append(f"train.augment (neural families with image inputs; model.name is "
                        f"{self.model.name})")

@@ -15,7 +15,7 @@ from launchml import ModelError
 from launchml.data.columns import ColumnInfo
 from launchml.data.preprocess import fit_column, transform_table
 from launchml.data.table_adapter import TableConfig
-from launchml.models import ModelConfig
+from launchml.models import MLPConfig
 from launchml.models.encoders import build_encoder
 
 REVIEWS = SAMPLE_REVIEWS[:5]
@@ -24,8 +24,8 @@ SMILES = ["CCO", "CC(=O)OC1=CC=CC=C1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
 PROTEINS = ["MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTK", "GIVEQCCTSICSLYQLENYCN",
             "FVNQHLCGSHLVEALYLVCGERGFFYTPKT", "MVHLTPEEKSAVTALWGKVNVDEVGGEALGRLLVVYPWTQ",
             "MKTAYIAKQRQISFVKSHFSRQ"]
-SPEC = ModelConfig(text_encoder="transformer", text_dim=16, text_layers=1)
-BAG = ModelConfig(text_encoder="bag", text_dim=16)  # token + bigram embedding means
+SPEC = MLPConfig(text_encoder="transformer", text_dim=16, text_layers=1)
+BAG = MLPConfig(text_encoder="bag", text_dim=16)  # token + bigram embedding means
 
 
 def _fit(name: str, kind: str, values: list, **options) -> tuple[dict, torch.Tensor]:
@@ -61,7 +61,7 @@ def test_scratch_text_char_and_image_encoders_shapes_and_gradients():
     with pytest.raises(ModelError, match="image_encoder 'vgg'.*seed_cnn"):
         build_encoder("photo", image, SPEC.model_copy(update={"image_encoder": "vgg"}))
     with pytest.raises(ModelError, match="multiple of 4"):
-        build_encoder("review", text, ModelConfig(text_encoder="transformer", text_dim=10))
+        build_encoder("review", text, MLPConfig(text_encoder="transformer", text_dim=10))
     bag = build_encoder("review", text, BAG)
     out = bag(ids)
     assert bag.out_dim == 32 and out.shape == (5, 32)
@@ -73,7 +73,7 @@ def test_scratch_text_char_and_image_encoders_shapes_and_gradients():
 def test_timm_image_encoder():
     image = {"type": "image", "target_size": [32, 32], "channels": 1, "rescale": 1 / 255,
              "mean": [0.5], "std": [0.5]}
-    enc = build_encoder("photo", image, ModelConfig(image_encoder="timm:resnet10t"))
+    enc = build_encoder("photo", image, MLPConfig(image_encoder="timm:resnet10t"))
     assert enc(torch.rand(2, 32, 32, 1) * 255).shape == (2, 64)
 
 
@@ -91,7 +91,7 @@ def test_pretrained_tokenizer_from_a_local_folder(tiny_bert):
 @pytest.mark.parametrize("lora", [False, True])
 def test_pretrained_encoder_finalize_and_reload(tiny_bert, lora):
     state, ids = _fit("review", "text", REVIEWS, tokenizer=str(tiny_bert))
-    spec = ModelConfig(lora=lora, lora_rank=4)
+    spec = MLPConfig(lora=lora, lora_rank=4)
     enc = build_encoder("review", state, spec)
     trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
     assert enc.out_dim == 32

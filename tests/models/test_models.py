@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from launchml import ModelError
 from launchml.data.schema import Column, Schema
-from launchml.models import NETWORKS, ModelConfig, create_model
+from launchml.models import NETWORKS, NetworkSpec, create_model
 from launchml.tasks import create_task
 
 
@@ -22,7 +22,7 @@ PRE = {"image": {"rescale": 1 / 255}}
 def _build(name="seed_cnn", schema=None, **opts):
     schema = schema or _schema()
     task = create_task(schema.task, schema.labels)
-    return create_model(ModelConfig(name=name, **opts), schema, task, PRE)
+    return create_model(NetworkSpec(name=name, **opts), schema, task, PRE)
 
 
 def test_seed_cnn_matches_the_article_keras_model():

@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from launchml.configbase import StrictModel
 from launchml.errors import ModelError
@@ -55,21 +55,60 @@ def is_network(name: str) -> bool:
         name.startswith(p) and len(name) > len(p) for p in PREFIXED)
 
 
-class ModelConfig(StrictModel):
-    """``model:`` which family to train and its options."""
+class NetworkSpec(StrictModel):
+    """An image network as built and packaged: seed_cnn or timm:<architecture>."""
 
-    name: str = Field("auto", description="auto (images: seed_cnn; tables: the best of "
-                      "lightgbm, linear and mlp on validation, maybe an ensemble), seed_cnn, "
-                      "timm:<backbone> e.g. timm:resnet18, lightgbm, linear, or mlp (the neural "
-                      "combiner: one encoder per column feeding a shared head)")
+    name: str
+    pretrained: bool | str = False
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class NetworkConfig(StrictModel):
+    """``model.network:`` the image networks' settings (seed_cnn, timm:<name>)."""
+
     pretrained: bool | str = Field(
-        False,
-        description="timm only: true (download), a local weights file, or hf-hub:<repo>",
-    )
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the output "
-                           "layer (the table combiner: between its head's layers); tables "
-                           "default to 0.1, image networks to 0 (the article's CNN); 0 is none")
-    # -- tables: model selection -------------------------------------------------
+        False, description="timm only: true (download), a local weights file, or "
+        "hf-hub:<repo>")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the output layer; 0: "
+                           "none, as in the article's CNN")
+
+
+class MLPConfig(StrictModel):
+    """``model.mlp:`` the neural combiner's settings (one encoder per column + a head)."""
+
+    hidden: list[int] = Field([256, 128], description="sizes of the shared head's layers")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="between the head's layers; "
+                           "0: none")
+    text_encoder: Literal["transformer", "bag"] = Field(
+        "transformer", description="text columns without a pretrained tokenizer: transformer "
+        "(trained from scratch) or bag (fastText-style means of token and bigram embeddings; "
+        "much cheaper per epoch on CPUs)")
+    text_dim: int = Field(128, ge=8, description="text columns: embedding / transformer width")
+    text_layers: int = Field(2, ge=1, description="text columns: transformer layers")
+    lora: bool = Field(False, description="pretrained text model: fine-tune LoRA adapters "
+                       "(peft) instead of all weights")
+    lora_rank: int = Field(8, ge=1, description="LoRA rank")
+    image_encoder: str = Field("seed_cnn", description="image-path columns: seed_cnn or "
+                               "timm:<backbone>")
+    image_pretrained: bool | str = Field(
+        False, description="image-path columns with a timm encoder: its pretrained weights "
+        "(as model.network.pretrained)")
+
+
+# keys of the flat model section before per-family sections (config version 1): each goes
+# to the section of the family it configures; 'dropout' and 'pretrained' to both
+_MLP_KEYS = ("hidden", "text_encoder", "text_dim", "text_layers", "lora", "lora_rank",
+             "image_encoder")
+
+
+class ModelConfig(StrictModel):
+    """``model:`` which families to train, how to choose, and each family's settings."""
+
+    name: str = Field("auto", description="auto (image folders: seed_cnn, and timm:<name> "
+                      "listed in families; tables: the best of lightgbm, linear and mlp on "
+                      "validation, maybe an ensemble), seed_cnn, timm:<backbone> e.g. "
+                      "timm:resnet18, lightgbm, linear, or mlp (the neural combiner: one "
+                      "encoder per column feeding a shared head)")
     families: list[str] | None = Field(
         None, description="auto: the families to try; null: every family that fits the data")
     time_limit: float | None = Field(
@@ -84,19 +123,35 @@ class ModelConfig(StrictModel):
     threshold: Literal["accuracy", "f1", "balanced_accuracy", "none"] | float = Field(
         "accuracy", description="binary: decision threshold tuned on validation for this "
         "metric (stored in the package), a fixed number, or none (0.5)")
-    # -- tables: the neural combiner (mlp) ---------------------------------------
-    hidden: list[int] = Field([256, 128], description="mlp: sizes of the shared head's layers")
-    text_encoder: Literal["transformer", "bag"] = Field(
-        "transformer", description="text columns without a pretrained tokenizer: transformer "
-        "(trained from scratch) or bag (fastText-style means of token and bigram embeddings; "
-        "much cheaper per epoch on CPUs)")
-    text_dim: int = Field(128, ge=8, description="text columns: embedding / transformer width")
-    text_layers: int = Field(2, ge=1, description="text columns: transformer layers")
-    lora: bool = Field(False, description="pretrained text model: fine-tune LoRA adapters "
-                       "(peft) instead of all weights")
-    lora_rank: int = Field(8, ge=1, description="LoRA rank")
-    image_encoder: str = Field("seed_cnn", description="image-path columns: seed_cnn or "
-                               "timm:<backbone>")
+    network: NetworkConfig = Field(default_factory=NetworkConfig,
+                                   description="the image networks (seed_cnn, timm:<name>)")
+    mlp: MLPConfig = Field(default_factory=MLPConfig, description="the neural combiner")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        """Flat keys (the layout before per-family sections) move into their section."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        mlp = dict(data.get("mlp") or {})
+        network = dict(data.get("network") or {})
+        for key in _MLP_KEYS:
+            if key in data:
+                mlp.setdefault(key, data.pop(key))
+        if "dropout" in data:
+            value = data.pop("dropout")
+            mlp.setdefault("dropout", value)
+            network.setdefault("dropout", value)
+        if "pretrained" in data:
+            value = data.pop("pretrained")
+            network.setdefault("pretrained", value)
+            mlp.setdefault("image_pretrained", value)
+        if mlp:
+            data["mlp"] = mlp
+        if network:
+            data["network"] = network
+        return data
 
     @field_validator("name")
     @classmethod
@@ -140,5 +195,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["NETWORKS", "ImageModel", "ModelConfig", "create_model", "is_network",
-           "list_families", "register_network"]
+__all__ = ["NETWORKS", "ImageModel", "MLPConfig", "ModelConfig", "NetworkConfig", "NetworkSpec",
+           "create_model", "is_network", "list_families", "register_network"]

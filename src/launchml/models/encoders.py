@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from launchml.errors import ModelError, missing_dependency
-from launchml.models import NETWORKS, ModelConfig
+from launchml.models import NETWORKS, MLPConfig, NetworkSpec
 from launchml.models.networks import ImageModel
 
 CHAR_DIM, CHAR_OUT, IMAGE_OUT = 64, 128, 64
@@ -148,7 +148,7 @@ class ImageEncoder(ImageModel):
         """Nothing to merge."""
 
 
-def _hf(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool) -> Encoder:
+def _hf(column: str, state: dict[str, Any], spec: MLPConfig, for_loading: bool) -> Encoder:
     try:
         from transformers import AutoConfig, AutoModel
     except ImportError as e:
@@ -191,7 +191,7 @@ def _hf(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool
     return PretrainedTextEncoder(model, state["pad_id"], lora)
 
 
-def _image(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: bool) -> Encoder:
+def _image(column: str, state: dict[str, Any], spec: MLPConfig, for_loading: bool) -> Encoder:
     name = spec.image_encoder
     family = "timm" if name.startswith("timm:") else name
     if family not in NETWORKS or family == "timm" and name == "timm:":
@@ -199,8 +199,8 @@ def _image(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: b
         raise ModelError(f"column '{column}' (image): model.image_encoder '{name}' is not an "
                          f"image family. Fix: use one of {choices}, or timm:<name> "
                          "(e.g. timm:resnet18).")
-    pretrained = spec.pretrained if family == "timm" else False
-    sub = spec.model_copy(update={"name": name, "pretrained": pretrained})
+    pretrained = spec.image_pretrained if family == "timm" else False
+    sub = NetworkSpec(name=name, pretrained=pretrained, dropout=spec.dropout)
     h, w = state["target_size"]
     net, mean, std, _ = NETWORKS[family](spec=sub, height=h, width=w,
                                          channels=state["channels"], num_outputs=IMAGE_OUT,
@@ -210,7 +210,7 @@ def _image(column: str, state: dict[str, Any], spec: ModelConfig, for_loading: b
     return ImageEncoder(net, rescale=state["rescale"], mean=mean, std=std)
 
 
-def build_encoder(column: str, state: dict[str, Any], spec: ModelConfig, *,
+def build_encoder(column: str, state: dict[str, Any], spec: MLPConfig, *,
                   for_loading: bool = False) -> Encoder:
     """The encoder of one column from its fitted preprocessing ``state``.
 

@@ -191,7 +191,7 @@ class MLPFamily:
         torch.manual_seed(ctx.cfg.seed)
         from launchml.models.table_net import TableNet
 
-        net = TableNet(self.plan, ctx.states, ctx.cfg.model, ctx.task.num_outputs)
+        net = TableNet(self.plan, ctx.states, ctx.cfg.model.mlp, ctx.task.num_outputs)
         task = ctx.task
         if ctx.weights is not None:
             task.class_weights = torch.as_tensor(ctx.weights, dtype=torch.float32)
@@ -271,7 +271,7 @@ class TorchMember:
         self.plan = spec["plan"]
         from launchml.models.table_net import TableNet
 
-        self.net = TableNet(self.plan, states, ModelConfig.model_validate(spec["config"]),
+        self.net = TableNet(self.plan, states, ModelConfig.model_validate(spec["config"]).mlp,
                             task.num_outputs, for_loading=True)
         self.net.load_state_dict(load_file(path))
         self.net.eval()

@@ -90,8 +90,8 @@ class NetworkFamily:
 
         ctx = self.ctx
         torch.manual_seed(ctx.cfg.seed)  # the initial weights are part of the seeded run
-        spec = ctx.cfg.model.model_copy(update={"name": self.name})
-        model = build_network(spec.model_dump(mode="json"), self.column,
+        spec = {"name": self.name, **ctx.cfg.model.network.model_dump(mode="json")}
+        model = build_network(spec, self.column,
                               ctx.states[self.column], ctx.task, for_loading=False)
         self.package_spec = model.package_spec
         threads = torch.get_num_threads()

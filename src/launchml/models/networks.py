@@ -13,12 +13,12 @@ import torch
 
 from launchml.data.schema import Schema
 from launchml.errors import ModelError
-from launchml.models import NETWORKS, ModelConfig
+from launchml.models import NETWORKS, NetworkSpec
 from launchml.tasks import Task
 
 
 def create_model(
-    spec: ModelConfig | dict[str, Any],
+    spec: NetworkSpec | dict[str, Any],
     schema: Schema,
     task: Task,
     preprocessing: dict[str, Any],
@@ -32,7 +32,7 @@ def create_model(
     ``normalization()`` (the mean/std to save in its preprocessing state).
     """
     if isinstance(spec, dict):
-        spec = ModelConfig.model_validate(spec)
+        spec = NetworkSpec.model_validate(spec)
     image_cols = [c for c in schema.inputs if c.type == "image"]
     if len(image_cols) != 1 or len(schema.inputs) != 1:
         raise ModelError(

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from launchml.errors import ModelError
-from launchml.models import ModelConfig, register_network
+from launchml.models import NetworkSpec, register_network
 
 MIN_SIDE = 22  # the smallest side that leaves a 1x1 map after three conv+pool blocks
 
@@ -55,12 +55,13 @@ class SeedCNN(nn.Module):
 
 
 @register_network("seed_cnn")
-def build_seed_cnn(*, spec: ModelConfig, height: int, width: int, channels: int,
+def build_seed_cnn(*, spec: NetworkSpec, height: int, width: int, channels: int,
                    num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list, str]:
     if spec.pretrained:
         raise ModelError(
-            "seed_cnn has no pretrained weights; model.pretrained is "
-            f"{spec.pretrained!r}. Fix: remove model.pretrained or use model.name: timm:resnet18."
+            "seed_cnn has no pretrained weights; model.network.pretrained is "
+            f"{spec.pretrained!r}. Fix: remove model.network.pretrained or use model.name: "
+            "timm:resnet18."
         )
     net = SeedCNN(channels, height, width, num_outputs, spec.dropout)
     return net, [0.0] * channels, [1.0] * channels, "seed_cnn"

@@ -1,6 +1,6 @@
 """Any timm backbone: ``model.name: timm:<architecture>``.
 
-``model.pretrained`` is ``false`` (random init), ``true`` (timm's default
+``model.network.pretrained`` is ``false`` (random init), ``true`` (timm's default
 weights from the Hugging Face Hub), a hub name (``timm/resnet18.a1_in1k`` or
 ``hf-hub:timm/resnet18.a1_in1k``), or a local weights file (.safetensors /
 .pth / .bin). Offline, a missing download is a
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from torch import nn
 
 from launchml.errors import MissingDependencyError, ModelError
-from launchml.models import ModelConfig, register_network
+from launchml.models import NetworkSpec, register_network
 
 
 def _timm():
@@ -168,19 +168,19 @@ def _in_torch_cache(url: str) -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
 
 
-def _pretrained_error(spec: ModelConfig, e: Exception | str) -> ModelError:
+def _pretrained_error(spec: NetworkSpec, e: Exception | str) -> ModelError:
     why = e if isinstance(e, str) else f"{type(e).__name__}: {e}"
     return ModelError(
         f"could not load pretrained weights for '{spec.name}' ({why}). "
         "If this machine is offline, download the weights once elsewhere (e.g. "
         "timm.create_model(..., pretrained=True) then save_file(model.state_dict(), "
-        "'w.safetensors')) and set model.pretrained to that local file; or set "
-        "model.pretrained: false."
+        "'w.safetensors')) and set model.network.pretrained to that local file; or set "
+        "model.network.pretrained: false."
     )
 
 
 @register_network("timm")
-def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
+def build_timm(*, spec: NetworkSpec, height: int, width: int, channels: int,
                num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list, str]:
     timm = _timm()
     arch = spec.name.removeprefix("timm:")
@@ -192,7 +192,8 @@ def build_timm(*, spec: ModelConfig, height: int, width: int, channels: int,
         path = Path(pretrained)
         if not path.is_file():
             raise ModelError(
-                f"model.pretrained: weights file '{pretrained}' does not exist. Fix: give the "
+                f"model.network.pretrained: weights file '{pretrained}' does not exist. Fix: "
+                "give the "
                 "path of a .safetensors/.pth file, a hub name (timm/resnet18.a1_in1k), "
                 "true for timm's default weights, or false."
             )
