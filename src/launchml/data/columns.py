@@ -28,7 +28,11 @@ SEQUENCE_TYPES = ("text", "molecule", "protein")  # token or character ids, N x 
 ENCODED_TYPES = (*SEQUENCE_TYPES, "image")  # need an encoder in the neural combiner
 FEATURE_TYPES = (*TABULAR_TYPES, *ENCODED_TYPES)  # every type a model can use
 DROPPED = ("identifier", "constant", "empty")
-_BOOL_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1"}
+# the one list of boolean words (lower case): column inference, preprocessing, 0/1 target
+# columns and evaluate all read these
+TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1"})
+FALSE_WORDS = frozenset({"false", "no", "n", "f", "0"})
+BOOL_WORDS = TRUE_WORDS | FALSE_WORDS
 _AMINO = set("ACDEFGHIKLMNPQRSTVWY")
 _SMILES_TOKENS = re.compile(r"Cl|Br|\[[^\]]+\]|[BCNOSPFIHcnosp]|[0-9=#()+\-/\\@.%$:*]")
 MAX_CATEGORIES = 1000  # more distinct values than this (and > 50% of rows): high cardinality
@@ -44,7 +48,6 @@ _ID_NAME = re.compile(r"^(ids?|rownames?|rows?|row[ _.-]?(id|no|nr|num|number|in
 _ID_CAMEL = re.compile(r"[a-z](Id|ID)$")
 NOTES = "launchml_notes"  # DataFrame.attrs key: {column: what reading it found} (tables.py)
 # public names for the other data modules (a module imports no private name of another)
-BOOL_WORDS = _BOOL_WORDS
 COMMA_NUMBER = _COMMA_NUMBER
 
 
@@ -273,7 +276,7 @@ def infer_column(name: str, col: pd.Series) -> ColumnInfo:
         return info
     text = values.astype(str).str.strip()
     lower = text.str.lower()
-    if unique == 2 and set(lower.unique()) <= _BOOL_WORDS:
+    if unique == 2 and set(lower.unique()) <= BOOL_WORDS:
         info.type, info.reason = "boolean", f"two values: {sorted(text.unique())}"
         return info
     if parse_numbers(text).notna().all():

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 # use them: ``TableConfig`` (and so ``launchml.config``) loads without pandas
 
 TARGET = "__target__"
-_TRUE_WORDS = {"true", "yes", "y", "t", "1"}
 
 
 class TableConfig(StrictModel):
@@ -298,14 +297,13 @@ def _label_sets(col: pd.Series, sep: str) -> list[list[str]]:
 
 def _multi_hot(cfg: TableConfig, df: pd.DataFrame, labels: list[str], key: str) -> np.ndarray:
     """The N x K float32 multi-hot target of a multilabel table."""
-    from launchml.data.columns import BOOL_WORDS as _BOOL_WORDS
-    from launchml.data.columns import category_key
+    from launchml.data.columns import BOOL_WORDS, TRUE_WORDS, category_key
 
     y = np.zeros((len(df), len(labels)), dtype=np.float32)
     if isinstance(cfg.target, list):  # one 0/1 column per label
         for k, col in enumerate(cfg.target):
             words = df[col].map(lambda v: category_key(v).lower())
-            bad = ~words.isin(_BOOL_WORDS).to_numpy()
+            bad = ~words.isin(BOOL_WORDS).to_numpy()
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
                 raise DataError(f"data.{key}: target column '{col}' holds "
@@ -313,7 +311,7 @@ def _multi_hot(cfg: TableConfig, df: pd.DataFrame, labels: list[str], key: str) 
                                 "a multilabel target column holds 0/1, true/false or yes/no. "
                                 "Fix: correct the value or leave the column out of "
                                 "data.target.")
-            y[:, k] = words.isin(_TRUE_WORDS).to_numpy()
+            y[:, k] = words.isin(TRUE_WORDS).to_numpy()
         return y
     index = {lab: k for k, lab in enumerate(labels)}
     sets = _label_sets(df[cfg.target], cfg.label_separator)
