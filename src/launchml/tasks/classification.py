@@ -136,7 +136,6 @@ def classification_metrics(
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
-        log_loss,
         precision_recall_fscore_support,
         roc_auc_score,
     )
@@ -152,7 +151,7 @@ def classification_metrics(
         "precision_macro": float(mp),
         "recall_macro": float(mr),
         "f1_macro": float(mf),
-        "log_loss": float(log_loss(y_true, _clipped(probs), labels=labels)),
+        "log_loss": class_log_loss(y_true, probs, len(labels)),
         "per_class": {
             name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                    "support": int(s[i])}
@@ -170,22 +169,30 @@ def classification_metrics(
     return out
 
 
-def _clipped(probs: np.ndarray) -> np.ndarray:
+def class_log_loss(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> float:
+    """Mean log loss of class probabilities (scikit-learn's ``log_loss``): the one log loss
+    of binary and multiclass tasks, in the metrics and in model selection."""
+    from sklearn.metrics import log_loss
+
     p = np.clip(probs, 1e-7, 1.0)
-    return p / p.sum(axis=1, keepdims=True)
+    return float(log_loss(y_true, p / p.sum(axis=1, keepdims=True),
+                          labels=list(range(n_classes))))
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """``n / (k * count)`` per class, like scikit-learn's ``class_weight='balanced'``.
+    """scikit-learn's ``class_weight='balanced'`` weights, ``n / (k * count)`` per class.
 
-    ``y`` holds class indices 0..n_classes-1; a class absent from ``y`` gets 1.0
-    (it adds no loss term anyway). A balanced set gets all ones.
+    ``y`` holds class indices 0..n_classes-1; ``k`` counts the classes present in ``y``
+    (as in ``LogisticRegression(class_weight='balanced')``), and a class absent from ``y``
+    gets 1.0 (it adds no loss term anyway). A balanced set gets all ones.
     """
+    from sklearn.utils.class_weight import compute_class_weight
+
     y = np.asarray(y).reshape(-1).astype(np.int64)
-    counts = np.bincount(y, minlength=n_classes)[:n_classes].astype(np.float64)
     w = np.ones(n_classes, dtype=np.float64)
-    seen = counts > 0
-    w[seen] = len(y) / (n_classes * counts[seen])
+    present = np.unique(y)
+    if len(present):
+        w[present] = compute_class_weight("balanced", classes=present, y=y)
     return w
 
 
