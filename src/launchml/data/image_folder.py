@@ -42,7 +42,13 @@ MANIFEST_VERSION = 1
 def stratified_split(
     labels: list[str], frac: float, rng: np.random.Generator
 ) -> tuple[list[int], list[int]]:
-    """Split row indices into (keep, take) with ``frac`` of every class in ``take``."""
+    """Split row indices into (keep, take) with ``frac`` of every class in ``take``.
+
+    Not scikit-learn's StratifiedShuffleSplit, for behaviour: it refuses a class
+    with one member and may hold out no row of a small class, where this keeps
+    every class in train and puts at least one row of each class of two or more
+    in ``take``; and one Generator draws all of a run's splits from its seed.
+    """
     if frac <= 0:
         return list(range(len(labels))), []
     by_class: dict[str, list[int]] = {}

@@ -35,6 +35,7 @@ from PIL import Image
 from launchml.data.columns import BOOL_WORDS as _BOOL_WORDS
 from launchml.data.columns import (
     MAX_CATEGORIES,
+    TRUE_WORDS,
     ColumnInfo,
     category_key,
     date_format,
@@ -46,7 +47,6 @@ from launchml.data.sequences import fit_sequence, transform_sequence
 from launchml.data.text import fit_text, transform_text
 from launchml.errors import DataError, InputError
 
-_TRUE = {"true", "yes", "y", "t", "1"}
 _DATE_PARTS = ("year", "month", "day", "weekday", "hour")
 
 
@@ -247,7 +247,7 @@ def transform_column(name: str, state: dict[str, Any], col: pd.Series, *,
             if s not in _BOOL_WORDS:
                 raise InputError(f"column '{name}' (boolean): {v!r} is not true/false/yes/no/"
                                  "1/0. Fix: correct the value or leave it empty.")
-            return 1.0 if s in _TRUE else 0.0
+            return 1.0 if s in TRUE_WORDS else 0.0
         return {name: np.array([one(v) for v in col], dtype=np.float32)}
     if kind == "datetime":
         d = dates(col, name, state)

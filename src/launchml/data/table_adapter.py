@@ -152,7 +152,9 @@ def group_split(groups: Sequence[str], frac: float,
     """Row indices (keep, take): ``frac`` of the distinct groups, drawn with ``rng``, go to take.
 
     Every row of a group lands on the same side, so the row fraction only
-    approximates ``frac`` (like scikit-learn's GroupShuffleSplit).
+    approximates ``frac`` (like scikit-learn's GroupShuffleSplit). Not that class:
+    it takes a fresh integer seed per call, where one Generator draws all of a
+    run's splits, and it keeps no group in train when ``frac`` rounds up to all.
     """
     if frac <= 0:
         return list(range(len(groups))), []

@@ -159,7 +159,6 @@ def _image_folder_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, 
 
 
 # the words a 0/1 target column holds for 1, as prepare reads them (data.table_adapter)
-_TRUE_WORDS = {"true", "yes", "y", "t", "1"}
 
 
 def _table_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +195,7 @@ def _target(predictor: Predictor, chunk: Any, target: str | list[str],
     """The chunk's target in the task's encoding: class indices, values or multi-hot."""
     import pandas as pd
 
-    from launchml.data.columns import BOOL_WORDS, category_key
+    from launchml.data.columns import BOOL_WORDS, TRUE_WORDS, category_key
     from launchml.data.preprocess import numbers
 
     targets = target if isinstance(target, list) else [target]
@@ -216,7 +215,7 @@ def _target(predictor: Predictor, chunk: Any, target: str | list[str],
                 raise DataError(f"evaluate: '{data}': target column '{col}' holds "
                                 f"{chunk[col].iloc[r]!r} at data row {int(chunk.index[r]) + 1}; "
                                 "it should hold 0/1, true/false or yes/no.")
-            y[:, k] = words.isin(_TRUE_WORDS).to_numpy()
+            y[:, k] = words.isin(TRUE_WORDS).to_numpy()
         return y
     col = chunk[target]
     if task != "multilabel":  # an empty label set is a row without labels, not a gap

@@ -350,7 +350,9 @@ def combine(task: Task, raws: list[np.ndarray], weights: list[float]) -> np.ndar
     p = sum(wi * expit(np.asarray(r, dtype=np.float64))
             for wi, r in zip(w, raws, strict=True))
     p = np.clip(p, 1e-12, 1 - 1e-12)
-    return np.log(p / (1 - p))
+    from scipy.special import logit
+
+    return logit(p)
 
 
 class Ensemble:
