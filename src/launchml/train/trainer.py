@@ -304,6 +304,10 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------
     def _save(self, model, opt, sched, state: dict[str, Any], best: bool) -> None:
+        # torch.save into a temporary file renamed into place, not Fabric.save: with one
+        # device Fabric.save is torch.save underneath, but it writes the checkpoint in
+        # place, so a kill during the write (tested: SIGKILL, full disk) would leave a
+        # broken last.ckpt where --resume must find the previous epoch's
         if not self.checkpoints:
             if best:
                 self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
