@@ -24,7 +24,7 @@ import numpy as np
 
 from launchml.data.columns import SEQUENCE_TYPES  # noqa: E402
 from launchml.data.columns import TABULAR_TYPES as TABULAR
-from launchml.data.schema import Prepared, Schema, Split
+from launchml.data.schema import Column, Prepared, Schema, Split
 from launchml.errors import PackageError
 from launchml.models.linear_family import LinearModel
 from launchml.models.network_family import NetworkFamily, image_column, torch_raw
@@ -173,7 +173,10 @@ class MLPFamily:
 
     def _prepared(self, train: Data, valid: Data | None) -> Prepared:
         task = self.ctx.task
-        schema = Schema(columns=[], target="__target__", task=task.name, labels=task.labels)
+        # the model's named inputs as columns: the trainer augments those of type image
+        inputs = [Column(key, self.ctx.states[col]["type"]) for key, col in self.plan["encoders"]]
+        schema = Schema(columns=[*inputs, Column("__target__", "target")], target="__target__",
+                        task=task.name, labels=task.labels)
         splits = {"train": Split("train", {**pack(self.plan, train[0]),
                                            "__target__": _target(task, train[1])})}
         if valid is not None:
