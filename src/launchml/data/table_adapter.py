@@ -297,30 +297,56 @@ def _label_sets(col: pd.Series, sep: str) -> list[list[str]]:
             for v in col]
 
 
-def _multi_hot(cfg: TableConfig, df: pd.DataFrame, labels: list[str], key: str) -> np.ndarray:
-    """The N x K float32 multi-hot target of a multilabel table."""
-    from launchml.data.columns import BOOL_WORDS, TRUE_WORDS, category_key
+def target_array(df: pd.DataFrame, target: str | list[str], task: str, labels: list[str], *,
+                 separator: str = "|", where: str) -> np.ndarray:
+    """The target of ``df`` in the task's encoding: class indices (int64), values
+    (float32) or an N x K multi-hot (float32); the same code for training splits
+    (``prepare``) and for new labelled data (``evaluate_package``).
 
-    y = np.zeros((len(df), len(labels)), dtype=np.float32)
-    if isinstance(cfg.target, list):  # one 0/1 column per label
-        for k, col in enumerate(cfg.target):
+    ``where`` starts each error ("data.validation", "evaluate: 'new.csv'").
+    """
+    import pandas as pd
+
+    from launchml.data.columns import BOOL_WORDS, TRUE_WORDS, category_key
+    from launchml.data.preprocess import numbers
+
+    if task == "multilabel" and isinstance(target, list):  # one 0/1 column per label
+        y = np.zeros((len(df), len(labels)), dtype=np.float32)
+        for k, col in enumerate(target):
             words = df[col].map(lambda v: category_key(v).lower())
             bad = ~words.isin(BOOL_WORDS).to_numpy()
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
-                raise DataError(f"data.{key}: target column '{col}' holds "
-                                f"{df[col].iloc[r]!r} at data row {int(df.index[r]) + 1}; "
-                                "a multilabel target column holds 0/1, true/false or yes/no. "
-                                "Fix: correct the value or leave the column out of "
-                                "data.target.")
+                raise DataError(f"{where}: target column '{col}' holds {df[col].iloc[r]!r} at "
+                                f"data row {int(df.index[r]) + 1}; a multilabel target column "
+                                "holds 0/1, true/false or yes/no. Fix: correct the value or "
+                                "leave the column out of data.target.")
             y[:, k] = words.isin(TRUE_WORDS).to_numpy()
         return y
-    index = {lab: k for k, lab in enumerate(labels)}
-    sets = _label_sets(df[cfg.target], cfg.label_separator)
-    unseen = sorted({lab for row in sets for lab in row} - set(index))
+    col = df[target]
+    if task != "multilabel":  # there, an empty label set is a row without labels
+        missing = np.flatnonzero(col.isna().to_numpy())
+        if len(missing):
+            raise DataError(f"{where}: {len(missing)} rows without a target ('{target}'), first "
+                            f"at data row {int(df.index[missing[0]]) + 1}. Fix: fill them in or "
+                            "remove those rows (launchml does not drop rows silently).")
+    if task == "regression":
+        return numbers(col, str(target)).astype(np.float32)
+    if task == "multilabel":
+        sets = [[] if pd.isna(v) else [p.strip() for p in category_key(v).split(separator)
+                                        if p.strip()] for v in col]
+        unseen = sorted({lab for row in sets for lab in row} - set(labels))
+    else:
+        keys = col.map(category_key)
+        unseen = sorted(set(keys) - set(labels))
     if unseen:
-        raise DataError(f"data.{key}: labels {unseen} never occur in train. Fix: add rows "
-                        f"with them to train or remove them from {key}.")
+        raise DataError(f"{where}: labels {unseen} never occur in train (the model's labels "
+                        f"are {labels}). Fix: add rows with them to train, or remove or "
+                        "relabel those rows.")
+    if task != "multilabel":
+        return keys.map(labels.index).to_numpy(dtype=np.int64)
+    y = np.zeros((len(df), len(labels)), dtype=np.float32)
+    index = {lab: k for k, lab in enumerate(labels)}
     for i, row in enumerate(sets):
         y[i, [index[lab] for lab in row]] = 1.0
     return y
@@ -347,7 +373,7 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
         infer_columns,
         target_task,
     )
-    from launchml.data.preprocess import fit_table, numbers, transform_table
+    from launchml.data.preprocess import fit_table, transform_table
 
     _check_config(cfg)
     head = _read(cfg, cfg.train, "train")
@@ -377,7 +403,9 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     else:
         labels = sorted(train[cfg.target].map(category_key).unique()) if classify else []
     if multilabel:
-        _check_labels(_multi_hot(cfg, train, labels, "train"), labels, cfg.target)
+        _check_labels(target_array(train, cfg.target, task, labels,
+                                   separator=cfg.label_separator, where="data.train"),
+                      labels, cfg.target)
     elif classify and len(labels) < 2:
         raise DataError(f"target '{cfg.target}' has one class in train ({labels}); "
                         "classification needs two or more.")
@@ -395,16 +423,8 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
     manifest: dict[str, Any] = {"version": 1, "kind": "table", "fingerprint": "", "splits": {},
                                 "columns": [i.to_dict() for i in infos]}
     for name, df in splits.items():
-        if multilabel:
-            y = _multi_hot(cfg, df, labels, name)
-        else:
-            unseen = set(df[cfg.target].map(category_key)) - set(labels) if classify else set()
-            if unseen:
-                raise DataError(f"data.{name}: target values {sorted(unseen)} never occur in "
-                                f"train. Fix: add such rows to train or remove them from "
-                                f"{name}.")
-            y = (df[cfg.target].map(category_key).map(labels.index).to_numpy(dtype=np.int64)
-                 if classify else numbers(df[cfg.target], cfg.target).astype(np.float32))
+        y = target_array(df, cfg.target, task, labels, separator=cfg.label_separator,
+                         where=f"data.{name}")
         arrays = transform_table(states, df, base_dir=Path(cfg.train).parent) if len(df) else {}
         features = list(arrays)
         for feat, arr in arrays.items():

@@ -192,11 +192,8 @@ def _table_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, np.ndar
 
 def _target(predictor: Predictor, chunk: Any, target: str | list[str],
             data_cfg: dict[str, Any], data: Path) -> np.ndarray:
-    """The chunk's target in the task's encoding: class indices, values or multi-hot."""
-    import pandas as pd
-
-    from launchml.data.columns import BOOL_WORDS, TRUE_WORDS, category_key
-    from launchml.data.preprocess import numbers
+    """The chunk's target in the task's encoding, by the code prepare uses."""
+    from launchml.data.table_adapter import target_array
 
     targets = target if isinstance(target, list) else [target]
     absent = [t for t in targets if t not in chunk.columns]
@@ -204,44 +201,6 @@ def _target(predictor: Predictor, chunk: Any, target: str | list[str],
         raise DataError(f"evaluate: '{data}' has no target column {absent[0]!r} (the column "
                         f"the model was trained to predict). Columns: {list(chunk.columns)}. "
                         "Fix: add it, or rename the column holding the true values.")
-    labels, task = predictor.labels, predictor.task.name
-    if task == "multilabel" and isinstance(target, list):  # one 0/1 column per label
-        y = np.zeros((len(chunk), len(labels)), dtype=np.float32)
-        for k, col in enumerate(target):
-            words = chunk[col].map(lambda v: category_key(v).lower())
-            bad = ~words.isin(BOOL_WORDS).to_numpy()
-            if bad.any():
-                r = int(np.flatnonzero(bad)[0])
-                raise DataError(f"evaluate: '{data}': target column '{col}' holds "
-                                f"{chunk[col].iloc[r]!r} at data row {int(chunk.index[r]) + 1}; "
-                                "it should hold 0/1, true/false or yes/no.")
-            y[:, k] = words.isin(TRUE_WORDS).to_numpy()
-        return y
-    col = chunk[target]
-    if task != "multilabel":  # an empty label set is a row without labels, not a gap
-        missing = np.flatnonzero(col.isna().to_numpy())
-        if len(missing):
-            raise DataError(f"evaluate: '{data}' has rows without a target ('{target}'), "
-                            f"first at data row {int(chunk.index[missing[0]]) + 1}. Fix: fill "
-                            "them in or remove those rows.")
-    if task == "regression":
-        return numbers(col, target).astype(np.float32)
-    if task == "multilabel":
-        sep = data_cfg.get("label_separator", "|")
-        sets = [[] if pd.isna(v) else
-                [p.strip() for p in category_key(v).split(sep) if p.strip()] for v in col]
-        unseen = sorted({lab for row in sets for lab in row} - set(labels))
-        y = np.zeros((len(chunk), len(labels)), dtype=np.float32)
-        for i, row in enumerate(sets):
-            if not unseen:
-                y[i, [labels.index(lab) for lab in row]] = 1.0
-    else:
-        keys = col.map(category_key)
-        unseen = sorted(set(keys) - set(labels))
-        if not unseen:
-            y = keys.map(labels.index).to_numpy(dtype=np.int64)
-    if unseen:
-        raise DataError(f"evaluate: '{data}': target '{target}' holds {unseen}, which the "
-                        f"model never saw in training; its labels are {labels}. Fix: remove "
-                        "those rows or map them to known labels.")
-    return y
+    return target_array(chunk, target, predictor.task.name, predictor.labels,
+                        separator=data_cfg.get("label_separator", "|"),
+                        where=f"evaluate: '{data}'")
