@@ -219,3 +219,67 @@ def test_the_table_server_takes_a_csv_body(tmp_path):
     assert r.status_code == 422 and "no rows" in r.json()["error"]
     r = client.post("/v1/predict", content=body, headers={"content-type": "text/plain"})
     assert r.status_code == 422 and "text/csv" in r.json()["error"]
+
+
+def test_old_flat_model_keys_still_work_with_set_and_in_checkpoints():
+    from launchml.train.trainer import resume_key, upgrade_resume_key
+
+    image = RunConfig.load({"name": "x", "data": {"train": "imgs"},
+                            "model": {"name": "timm:resnet18"}})
+    changed = image.with_overrides(["model.pretrained=true", "model.dropout=0.5"])
+    assert changed.model.network.pretrained is True and changed.model.network.dropout == 0.5
+    table = RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"}})
+    assert table.with_overrides(["model.hidden=[8]"]).model.mlp.hidden == [8]
+    with pytest.raises(launchml.ConfigError, match="old spelling of model.mlp.dropout"):
+        RunConfig.load({"name": "t", "data": {"train": "t.csv", "target": "y"},
+                        "model": {"dropout": 0.3, "mlp": {"dropout": 0.2}}})
+    # a checkpoint written with the flat keys resumes under the same settings
+    now = resume_key(image.model_dump(mode="json"), "fp")
+    old = {k: v for k, v in now.items() if not k.startswith(("model.mlp.", "model.network."))}
+    old.update({"model.pretrained": False, "model.dropout": 0.0, "model.hidden": [256, 128],
+                "model.text_encoder": "transformer", "model.text_dim": 128,
+                "model.text_layers": 2, "model.lora": False, "model.lora_rank": 8,
+                "model.image_encoder": "seed_cnn"})
+    assert upgrade_resume_key(old, now) == now
+    bigger = {**old, "model.dropout": 0.5}
+    assert upgrade_resume_key(bigger, now)["model.network.dropout"] == 0.5  # a real change
+
+
+def test_a_format_1_table_package_with_the_old_model_keys_loads(tmp_path):
+    import json
+    import shutil
+
+    path, df = _csv(tmp_path)
+    run = launchml.run({"name": "v1", "output_dir": str(tmp_path / "runs"),
+                        "data": {"train": str(path), "target": "y"},
+                        "model": {"name": "lightgbm"}}, stages=["prepare", "train"])
+    old = tmp_path / "old"
+    shutil.copytree(run.dir.model, old)
+    meta = json.loads((old / "package.json").read_text())
+    meta.update(format_version=1, data_kind="table",
+                model={"name": "lightgbm", "pretrained": False, "dropout": 0.0})
+    del meta["source"]
+    (old / "package.json").write_text(json.dumps(meta))
+    x = df.drop(columns="y").head(5)
+    assert launchml.load(old).predict(x) == run.predictor.predict(x)
+
+
+def test_the_csv_body_is_read_as_the_training_file_was(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from launchml.deploy.server import create_app
+
+    _, df = _csv(tmp_path)
+    path = tmp_path / "eu.csv"
+    df.assign(x=df.x.map(lambda v: f"{v:.4f}".replace(".", ","))).to_csv(path, sep=";",
+                                                                         index=False)
+    run = launchml.run({"name": "eu", "output_dir": str(tmp_path / "runs"),
+                        "data": {"train": str(path), "target": "y"},
+                        "model": {"name": "linear"}}, stages=["prepare", "train"])
+    body = path.read_text().splitlines()
+    csv_body = "\n".join([";".join(body[0].split(";")[:2]),
+                          *(";".join(r.split(";")[:2]) for r in body[1:4])]) + "\n"
+    client = TestClient(create_app(run.predictor))
+    r = client.post("/v1/predict", content=csv_body, headers={"content-type": "text/csv"})
+    assert r.status_code == 200, r.json()
+    assert [p["label"] for p in r.json()["predictions"]] == run.predictor.predict(path)[:3]

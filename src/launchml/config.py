@@ -152,8 +152,15 @@ class RunConfig(StrictModel):
             if "=" not in item:
                 raise ConfigError(f"--set '{item}': expected key=value, e.g. train.epochs=3")
             key, value = item.split("=", 1)
-            node = data
+            from launchml.models import LEGACY_KEYS
+
             parts = key.split(".")
+            if len(parts) == 2 and parts[0] == "model" and parts[1] in LEGACY_KEYS:
+                # the old flat spelling: set it where the setting lives now
+                return self.with_overrides(
+                    [*(f"model.{sec}.{k}={value}" for sec, k in LEGACY_KEYS[parts[1]]),
+                     *(o for o in overrides if o is not item)])
+            node = data
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
                     raise ConfigError(f"--set '{item}': '{part}' is not a config section")

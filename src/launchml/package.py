@@ -44,8 +44,9 @@ def _v1_to_v2(meta: dict[str, Any]) -> dict[str, Any]:
     and table packages from before ensembles one LightGBM model: both become members."""
     model = dict(meta["model"])
     if "members" not in model:
-        if meta.get("data_kind", "image_folder") == "table":
-            model = {**model, "members": [{"family": "lightgbm", "weight": 1.0}]}
+        if meta.get("data_kind", "image_folder") == "table":  # its model section also
+            # held the image network keys (pretrained, dropout), unused by LightGBM
+            model = {"name": model["name"], "members": [{"family": "lightgbm", "weight": 1.0}]}
         else:
             model = {"name": model["name"], "members": [{
                 "family": model["name"], "weight": 1.0, "column": "image",

@@ -209,7 +209,8 @@ def write_scored_table(predictor: Any, inputs: list[Path], out: Path, *,
                 w.write(_scored(chunk, rows, predictor.labels, path, errors=skip), path, n)
                 n += len(chunk)
                 bad += sum("error" in r for r in rows)
-    console.info(f"predict: {n} rows scored -> {out}")
+    console.info(f"predict: {n - bad} rows scored" + (f", {bad} with an error" if bad else "")
+                 + f" -> {out}")
     _warn_skipped(bad, n, "an 'error' value in the output")
     return n
 

@@ -114,9 +114,10 @@ async def _read_inputs(request: Request) -> tuple[list[bytes], list[str]]:
                            "multipart/form-data (field 'file') or application/json")
 
 
-async def _read_records(request: Request) -> list[dict[str, Any]]:
+async def _read_records(request: Request, reader: dict[str, Any]) -> list[dict[str, Any]]:
     """Table models take JSON {"records": [{column: value}, ...]} (or one "record"), or
-    a CSV body (``Content-Type: text/csv``, a header line then rows)."""
+    a CSV body (``Content-Type: text/csv``, a header line then rows) written as the
+    training file was (``reader``: its delimiter and decimal separator)."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("text/csv"):
         import io
@@ -125,11 +126,17 @@ async def _read_records(request: Request) -> list[dict[str, Any]]:
 
         try:
             frame = pd.read_csv(io.BytesIO(await request.body()), dtype=str,
-                                keep_default_na=False)
+                                keep_default_na=False, sep=reader.get("delimiter") or ",")
         except (ValueError, pd.errors.ParserError) as e:
             raise _BadRequest(422, f"the CSV body could not be read ({e})") from None
         if frame.empty:
             raise _BadRequest(422, "the CSV body has a header but no rows")
+        if reader.get("decimal") == ",":  # '23,5' in the number columns, as in training
+            from launchml.data.columns import parse_numbers
+
+            for c in reader.get("numbers", []):
+                if c in frame:
+                    frame[c] = parse_numbers(frame[c].replace("", None), ",")
         # empty cells are missing values, as in a CSV file given to launchml predict
         return [{k: (None if v == "" else v) for k, v in r.items()}
                 for r in frame.to_dict(orient="records")]
@@ -149,6 +156,8 @@ async def _read_records(request: Request) -> list[dict[str, Any]]:
 def create_app(predictor: Predictor) -> FastAPI:
     pkg = predictor.package
     images = predictor.image_column is not None  # else records
+    reader = {**(pkg.meta["provenance"].get("reader") or {}),
+              "numbers": [c for c, st in pkg.preprocessing.items() if st["type"] == "number"]}
     app = FastAPI(title="launchml model server", version=str(pkg.meta["format_version"]),
                   description=f"Serves the model package at {pkg.path}.")
 
@@ -173,7 +182,7 @@ def create_app(predictor: Predictor) -> FastAPI:
     @app.post("/v1/predict", openapi_extra=request_body(predictor))
     async def predict(request: Request) -> dict[str, Any]:
         if not images:
-            records = await _read_records(request)
+            records = await _read_records(request, reader)
             return {"predictions": await run_in_threadpool(predictor.predict_rows, records)}
         blobs, names = await _read_inputs(request)
         rows = await run_in_threadpool(predictor.predict_rows, blobs, names)

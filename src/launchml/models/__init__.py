@@ -95,10 +95,14 @@ class MLPConfig(StrictModel):
         "(as model.network.pretrained)")
 
 
-# keys of the flat model section before per-family sections (config version 1): each goes
-# to the section of the family it configures; 'dropout' and 'pretrained' to both
-_MLP_KEYS = ("hidden", "text_encoder", "text_dim", "text_layers", "lora", "lora_rank",
-             "image_encoder")
+# keys of the flat model section before per-family sections -> where each lives now
+# (a flat 'dropout' or 'pretrained' configured both the image networks and the combiner)
+LEGACY_KEYS: dict[str, list[tuple[str, str]]] = {
+    **{k: [("mlp", k)] for k in ("hidden", "text_encoder", "text_dim", "text_layers", "lora",
+                                  "lora_rank", "image_encoder")},
+    "dropout": [("mlp", "dropout"), ("network", "dropout")],
+    "pretrained": [("network", "pretrained"), ("mlp", "image_pretrained")],
+}
 
 
 class ModelConfig(StrictModel):
@@ -136,17 +140,18 @@ class ModelConfig(StrictModel):
         data = dict(data)
         mlp = dict(data.get("mlp") or {})
         network = dict(data.get("network") or {})
-        for key in _MLP_KEYS:
-            if key in data:
-                mlp.setdefault(key, data.pop(key))
-        if "dropout" in data:
-            value = data.pop("dropout")
-            mlp.setdefault("dropout", value)
-            network.setdefault("dropout", value)
-        if "pretrained" in data:
-            value = data.pop("pretrained")
-            network.setdefault("pretrained", value)
-            mlp.setdefault("image_pretrained", value)
+        sections = {"mlp": mlp, "network": network}
+        for flat, targets in LEGACY_KEYS.items():
+            if flat not in data:
+                continue
+            value = data.pop(flat)
+            for section, key in targets:
+                if key in sections[section] and sections[section][key] != value:
+                    raise ValueError(
+                        f"model.{flat} is the old spelling of model.{section}.{key}, and both "
+                        f"are set, to {value!r} and {sections[section][key]!r}. Fix: keep "
+                        f"model.{section}.{key} only")
+                sections[section][key] = value
         if mlp:
             data["mlp"] = mlp
         if network:

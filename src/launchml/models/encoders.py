@@ -6,12 +6,12 @@ protein and image-path columns -> an N x out_dim float embedding.
     enc.finalize()                                 # before saving: LoRA merged into weights
 
 text (scratch)     token embedding + learned positions + nn.TransformerEncoder, mean
-                   over the non-pad tokens; out_dim = model.text_dim
+                   over the non-pad tokens; out_dim = model.mlp.text_dim
 text (pretrained)  a Hugging Face AutoModel (optionally LoRA adapters via peft), mean of
                    last_hidden_state over the attention mask; out_dim = its hidden size
 molecule, protein  character embedding (64) + three Conv1d + max over valid positions;
                    out_dim = 128
-image              a registered image family (model.image_encoder: seed_cnn or
+image              a registered image family (model.mlp.image_encoder: seed_cnn or
                    timm:<name>) with 64 outputs inside ImageModel (raw NHWC pixels)
 
 ``for_loading=True`` builds the bare architecture a package's weights load into:
@@ -53,7 +53,7 @@ def _mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class TextBag(Encoder):
     """fastText-style: the means of token and token-bigram embeddings (bigrams hashed).
 
-    Much cheaper per epoch than attention on a CPU; ``model.text_encoder: bag``.
+    Much cheaper per epoch than attention on a CPU; ``model.mlp.text_encoder: bag``.
     """
 
     BUCKETS = 2 ** 15
@@ -183,7 +183,7 @@ def _hf(column: str, state: dict[str, Any], spec: MLPConfig, for_loading: bool) 
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError as e:
-            raise missing_dependency("peft", "text", "model.lora") from e
+            raise missing_dependency("peft", "text", "model.mlp.lora") from e
 
         r = spec.lora_rank
         model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0,
@@ -196,7 +196,7 @@ def _image(column: str, state: dict[str, Any], spec: MLPConfig, for_loading: boo
     family = "timm" if name.startswith("timm:") else name
     if family not in NETWORKS or family == "timm" and name == "timm:":
         choices = ", ".join(sorted(f for f in NETWORKS if f != "timm"))
-        raise ModelError(f"column '{column}' (image): model.image_encoder '{name}' is not an "
+        raise ModelError(f"column '{column}' (image): model.mlp.image_encoder '{name}' is not an "
                          f"image family. Fix: use one of {choices}, or timm:<name> "
                          "(e.g. timm:resnet18).")
     pretrained = spec.image_pretrained if family == "timm" else False
@@ -224,8 +224,8 @@ def build_encoder(column: str, state: dict[str, Any], spec: MLPConfig, *,
         if spec.text_encoder == "bag":
             return TextBag(state["vocab_size"], state["pad_id"], spec.text_dim)
         if spec.text_dim % HEADS:
-            raise ModelError(f"model.text_dim {spec.text_dim} is not a multiple of {HEADS} "
-                             f"(the attention heads). Fix: e.g. model.text_dim: "
+            raise ModelError(f"model.mlp.text_dim {spec.text_dim} is not a multiple of {HEADS} "
+                             f"(the attention heads). Fix: e.g. model.mlp.text_dim: "
                              f"{spec.text_dim // HEADS * HEADS or HEADS * 2}.")
         return TextEncoder(state["vocab_size"], state["max_length"], state["pad_id"],
                            spec.text_dim, spec.text_layers)

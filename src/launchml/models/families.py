@@ -27,7 +27,12 @@ from launchml.data.columns import TABULAR_TYPES as TABULAR
 from launchml.data.schema import Column, Prepared, Schema, Split
 from launchml.errors import PackageError
 from launchml.models.linear_family import LinearModel
-from launchml.models.network_family import NetworkFamily, image_column, torch_raw
+from launchml.models.network_family import (
+    NetworkFamily,
+    image_column,
+    member_weights,
+    torch_raw,
+)
 from launchml.models.plan import ENCODED, make_plan, pack
 from launchml.runs import RunDir
 from launchml.tasks import Task
@@ -264,19 +269,15 @@ class MLPFamily:
 class TorchMember:
     def __init__(self, folder: Path, spec: dict[str, Any], task: Task,
                  states: dict[str, Any]) -> None:
-        from safetensors.torch import load_file
-
         from launchml.models import ModelConfig
 
-        path = folder / spec["files"]["weights"]
-        if not path.exists():
-            raise PackageError(f"'{path}' is missing: the package's neural model is gone.")
+        weights = member_weights(folder, spec)
         self.plan = spec["plan"]
         from launchml.models.table_net import TableNet
 
         self.net = TableNet(self.plan, states, ModelConfig.model_validate(spec["config"]).mlp,
                             task.num_outputs, for_loading=True)
-        self.net.load_state_dict(load_file(path))
+        self.net.load_state_dict(weights)
         self.net.eval()
 
     def inputs(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -156,16 +156,10 @@ class TorchNetwork:
 
     def __init__(self, folder: Path, spec: dict[str, Any], task: Task,
                  states: dict[str, Any]) -> None:
-        from safetensors.torch import load_file
-
-        path = folder / spec["files"]["weights"]
-        if not path.exists():
-            raise PackageError(f"'{path}' is missing: the package has no PyTorch weights. "
-                               "Fix: use engine='onnx', or re-run training.")
         self.column = spec.get("column") or image_column(states)
         self.net = build_network(spec["network"], self.column, states[self.column], task,
                                  for_loading=True)
-        self.net.load_state_dict(load_file(path))
+        self.net.load_state_dict(member_weights(folder, spec))
         self.net.eval()
 
     def inputs(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -174,6 +168,17 @@ class TorchNetwork:
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         return torch_raw(self.net, self.inputs(arrays), batch=64)
+
+
+def member_weights(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """A neural member's weights (safetensors), or a PackageError saying what to do."""
+    from safetensors.torch import load_file
+
+    path = folder / spec["files"]["weights"]
+    if not path.exists():
+        raise PackageError(f"'{path}' is missing: the package has no PyTorch weights. "
+                           "Fix: use engine='onnx', or re-run training.")
+    return load_file(path)
 
 
 def torch_raw(net: Any, inputs: dict[str, np.ndarray], batch: int = 1024) -> np.ndarray:
