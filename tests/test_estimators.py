@@ -159,3 +159,6 @@ def test_mixed_text_and_number_cells_are_read_as_text():
     y = (X["b"] > 0).astype(int).to_numpy()
     clf = launchml.Classifier(model="linear", seed=0).fit(X, y)
     assert clf.predict(X.iloc[:4]).shape == (4,)
+    # the mixed column was kept as text values ('1.5' a category like 'x'), not dropped
+    state = clf.predictor_.package.preprocessing["a"]
+    assert state["type"] == "category" and set(state["categories"]) == {"x", "1.5", "y"}
