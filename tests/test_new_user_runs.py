@@ -283,3 +283,18 @@ def test_the_csv_body_is_read_as_the_training_file_was(tmp_path):
     r = client.post("/v1/predict", content=csv_body, headers={"content-type": "text/csv"})
     assert r.status_code == 200, r.json()
     assert [p["label"] for p in r.json()["predictions"]] == run.predictor.predict(path)[:3]
+
+
+def test_cli_help_lists_templates_and_table_training_speaks_of_rows(tmp_path, capsys,
+                                                                     monkeypatch):
+    proc = subprocess.run([sys.executable, "-m", "launchml", "init", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert "image-classification" in proc.stdout and "tabular" in proc.stdout
+    monkeypatch.setenv("LAUNCHML_QUIET", "0")
+    path, _ = _csv(tmp_path)
+    launchml.run({"name": "m", "output_dir": str(tmp_path / "runs"),
+                  "data": {"train": str(path), "target": "y"},
+                  "model": {"name": "mlp", "mlp": {"hidden": [4]}}, "train": {"epochs": 2}},
+                 stages=["prepare", "train"])
+    err = capsys.readouterr().err
+    assert "rows/s" in err and "img/s" not in err and "1 threads" not in err
