@@ -20,13 +20,23 @@ Run from the repository root with the launchml venv's Python:
     python bench/seed_cnn.py --json bench/out/seed_cnn.json
     python bench/seed_cnn.py --only torch,launchml    # skip contenders
     python bench/seed_cnn.py --device gpu --batch-size 256   # on a GPU machine
+    python bench/seed_cnn.py --repeat 3 --src old=../old/src
+        # 3 interleaved rounds, each contender's fastest reported (a shared machine), and
+        # another source tree (e.g. `git worktree add ../old <commit>`) timed in the
+        # same run as launchml_fp32@old / launchml_bf16@old: its CLI runs with this
+        # venv as `python -m launchml`, that folder first on PYTHONPATH
+    LAUNCHML_BENCH_SRC=../old/src python bench/seed_cnn.py   # only that tree
 
 Training images/s = images seen in the training epochs / seconds of those epochs
 (Keras: the whole ``model.fit`` call; launchml: the ``seconds`` of its epoch events).
 End-to-end images/s = the same images / seconds from process start to the end of
 training, which includes imports, model build and (for launchml) the one-time decode
-in ``prepare``. Targets: launchml fp32 >= 1.0x Keras; launchml bf16 >= 1.5x Keras
-with test accuracy within 1 point of Keras. The script exits 0 either way.
+in ``prepare``. The output and the JSON start with the CPU: torch's
+``get_cpu_capability()`` and the /proc/cpuinfo flags avx2, avx512f, avx512_bf16,
+amx_bf16, avx512_vnni, because the targets and launchml's speed defaults depend on them
+(``cpu_targets``): on a CPU with native bf16 launchml fp32 >= 1.3x Keras, bf16 >= 2.0x
+with test accuracy within 1 point of fp32, end to end >= 1.0x; on an AVX2 CPU fp32 >= 2.0x
+and end to end >= 1.0x. The script exits 0 either way.
 """
 
 from __future__ import annotations
@@ -265,31 +275,132 @@ def run_torch(data: Path, batch_size: int, device: str) -> dict | None:
     return run_worker(cmd, "torch")
 
 
-def launchml_cli() -> str:
+# Which launchml is timed. The default tree is the launchml installed in this venv, or
+# LAUNCHML_BENCH_SRC=/path/to/src; ``--src LABEL=PATH`` adds another tree (e.g. a
+# `git worktree` of an older commit), timed in the same run as contenders
+# ``launchml_fp32@LABEL``. A tree given by path runs with this venv as `python -m launchml`
+# with that folder first on PYTHONPATH.
+BENCH_SRC_ENV = "LAUNCHML_BENCH_SRC"
+
+
+def default_src() -> Path | None:
+    src = os.environ.get(BENCH_SRC_ENV)
+    return Path(src).resolve() if src else None
+
+
+def launchml_env(src: Path | None) -> dict | None:
+    if src is None:
+        return None
+    old = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(src) + (os.pathsep + old if old else "")}
+
+
+def launchml_cli(src: Path | None) -> list[str]:
+    if src is not None:
+        return [sys.executable, "-m", "launchml"]
     exe = Path(sys.executable).parent / "launchml"
-    return str(exe) if exe.exists() else "launchml"
+    return [str(exe) if exe.exists() else "launchml"]
 
 
-def run_launchml(data: Path, batch_size: int, device: str, precision: str) -> dict | None:
-    name = f"bench_{precision}"
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
+
+
+def cpu_info() -> dict:
+    """What kind of CPU the figures hold for: torch's capability and the /proc/cpuinfo flags
+    that decide the speed defaults (launchml.train.speed)."""
+    info: dict = {"model": None, "cores": os.cpu_count()}
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and info["model"] is None:
+                info["model"] = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:  # not Linux
+        pass
+    info["flags"] = {f: f in flags for f in CPU_FLAGS}
+    try:
+        import torch
+
+        info["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    except ImportError:
+        info["torch_capability"] = None
+    try:
+        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        info["load_average"] = None
+    return info
+
+
+def cpu_line(info: dict) -> str:
+    flags = " ".join(f"{k}={'yes' if v else 'no'}" for k, v in info["flags"].items())
+    load = info.get("load_average")
+    return (f"cpu: {info['model']}, {info['cores']} cores, torch capability "
+            f"{info['torch_capability']}; {flags}"
+            + (f"; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else ""))
+
+
+def native_bf16(info: dict) -> bool:
+    return bool(info["flags"].get("avx512_bf16") or info["flags"].get("amx_bf16"))
+
+
+def auto_precision(device: str, src: Path | None) -> str | None:
+    """What ``precision: auto`` resolves to for the seed CNN in that launchml, here."""
+    code = ("import inspect; from launchml.train.speed import resolve_accelerator, "
+            f"resolve_precision as r; a = resolve_accelerator({device!r}); "
+            "print(r('auto', a, images=True) if 'images' in inspect.signature(r).parameters "
+            "else r('auto', a))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=launchml_env(src),
+                             capture_output=True, text=True, timeout=120, check=True)
+        return out.stdout.strip().splitlines()[-1]
+    except (subprocess.SubprocessError, IndexError):
+        return None
+
+
+def source_info(src: Path | None, device: str) -> dict:
+    """Which launchml a tree is (installed or a path), its commit and what auto picks."""
+    tree = src if src is not None else ROOT
+    try:
+        commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    return {"src": str(src) if src else "installed", "commit": commit or None,
+            "modified_files": bool(dirty), "auto_precision": auto_precision(device, src)}
+
+
+def run_launchml(data: Path, batch_size: int, device: str, precision: str,
+                 src: Path | None = None, tag: str = "") -> dict | None:
+    suffix = f"@{tag}" if tag else ""
+    name = f"bench_{precision}" + (f"_{tag}" if tag else "")
     out = BENCH / "out"
     cfg_path = out / "configs" / f"{name}.yaml"
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    # absolute paths: launchml reads relative data paths from the config file's folder
+    # (older trees from the working folder), so absolute ones mean the same to both
+    train_dir, test_dir = json.dumps(str((data / "train").resolve())), json.dumps(
+        str((data / "test").resolve()))
     cfg_path.write_text(
         f"name: {name}\n"
-        f"output_dir: {rel(out)}\n"
-        f"data: {{train: {rel(data / 'train')}, test: {rel(data / 'test')}, "
+        f"output_dir: {json.dumps(str(out.resolve()))}\n"
+        f"data: {{train: {train_dir}, test: {test_dir}, "
         "validation_split: 0.0, target_size: [150, 150], color_mode: rgb, "
         "class_mode: binary}\n"
         "model: {name: seed_cnn}\n"
         f"train: {{epochs: {EPOCHS}, batch_size: {batch_size}, optimizer: adam, "
         f"learning_rate: {LEARNING_RATE}, precision: {precision}, accelerator: {device}}}\n"
     )
-    cli = launchml_cli()
-    label = f"launchml {precision}"
-    cmd = [cli, "train", rel(cfg_path), "--overwrite"]
-    print(f"\n=== {label}: launchml train {rel(cfg_path)} --overwrite", flush=True)
-    rc, wall, _ = stream(cmd)
+    cli = launchml_cli(src)
+    env = launchml_env(src)
+    label = f"launchml {precision}{suffix}"
+    cmd = [*cli, "train", rel(cfg_path), "--overwrite"]
+    print(f"\n=== {label}: launchml train {rel(cfg_path)} --overwrite"
+          + (f" (PYTHONPATH={src})" if env else ""), flush=True)
+    rc, wall, _ = stream(cmd, env)
     print(f"=== {label}: exit {rc} after {wall:.1f}s", flush=True)
     if rc != 0:
         print(f"!!! {label} train failed: launchml train {rel(cfg_path)} --overwrite",
@@ -303,9 +414,9 @@ def run_launchml(data: Path, batch_size: int, device: str, precision: str) -> di
     images = manifest["splits"]["train"]["count"] * len(epochs)
     seconds = sum(e["seconds"] for e in epochs)
 
-    cmd = [cli, "run", rel(cfg_path), "--stages", "evaluate"]
+    cmd = [*cli, "run", rel(cfg_path), "--stages", "evaluate"]
     print(f"=== {label}: launchml run {rel(cfg_path)} --stages evaluate", flush=True)
-    rc, _, _ = stream(cmd)
+    rc, _, _ = stream(cmd, env)
     test_acc = None
     if rc == 0:
         test_acc = json.loads((run_dir / "evaluation" / "metrics.json").read_text())["accuracy"]
@@ -313,12 +424,32 @@ def run_launchml(data: Path, batch_size: int, device: str, precision: str) -> di
         print(f"!!! {label} evaluate failed (exit {rc}): "
               f"launchml run {rel(cfg_path)} --stages evaluate", flush=True)
     return {
-        "contender": f"launchml_{precision}", "images": images, "train_seconds": seconds,
+        "contender": f"launchml_{precision}{suffix}", "images": images, "train_seconds": seconds,
         "e2e_seconds": wall, "train_images_per_s": images / seconds if seconds else None,
         "e2e_images_per_s": images / wall, "test_accuracy": test_acc,
         "epoch_images_per_s": [e["train_images_per_s"] for e in epochs],
         "settings": start.get("settings", {}),
     }
+
+
+def best_of(rounds: list[dict | None]) -> dict | None:
+    """One contender's figures over ``--repeat`` rounds: the fastest round's training and
+    end-to-end images/s (on a shared machine the least disturbed one), every round kept."""
+    done = [r for r in rounds if r is not None]
+    if not done:
+        return None
+    if len(rounds) == 1:
+        return done[0]
+    best = dict(max(done, key=lambda r: r["train_images_per_s"] or 0))
+    e2e = max(done, key=lambda r: r["e2e_images_per_s"] or 0)
+    best.update(e2e_seconds=e2e["e2e_seconds"], e2e_images_per_s=e2e["e2e_images_per_s"])
+    best["rounds"] = [None if r is None else {
+        k: r.get(k) for k in ("train_images_per_s", "e2e_images_per_s", "test_accuracy")}
+        for r in rounds]
+    accs = {r["test_accuracy"] for r in done}
+    if len(accs) > 1:  # deterministic contenders agree; report the worst otherwise
+        best["test_accuracy"] = min((a for a in accs if a is not None), default=None)
+    return best
 
 
 def fmt(v: float | None, spec: str, suffix: str = "") -> str:
@@ -333,46 +464,105 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> dict:
     rows = []
     print("\n" + "=" * 96)
     print(f"seed CNN, {EPOCHS} epochs, batch {args.batch_size}, "
-          f"{'small' if args.small else 'default'} data; images/s higher is better")
-    head = (f"{'contender':<15} {'train img/s':>12} {'e2e img/s':>10} {'test acc':>9} "
+          f"{'small' if args.small else 'default'} data; images/s higher is better"
+          + (f"; best of {args.repeat} interleaved rounds" if args.repeat > 1 else ""))
+    w = max([15, *(len(n) for n in results)])
+    head = (f"{'contender':<{w}} {'train img/s':>12} {'e2e img/s':>10} {'test acc':>9} "
             f"{'x Keras (train)':>16} {'x Keras (e2e)':>14}")
     print(head)
     print("-" * len(head))
     for name, r in results.items():
         if r is None:
-            print(f"{name:<15} FAILED")
+            print(f"{name:<{w}} FAILED")
             continue
         ratio = r["train_images_per_s"] / base if base and r["train_images_per_s"] else None
         ratio_e2e = r["e2e_images_per_s"] / base_e2e if base_e2e else None
         r["ratio_vs_keras"] = ratio
         r["e2e_ratio_vs_keras"] = ratio_e2e
         rows.append(name)
-        print(f"{name:<15} {fmt(r['train_images_per_s'], '12.1f')} "
+        print(f"{name:<{w}} {fmt(r['train_images_per_s'], '12.1f')} "
               f"{fmt(r['e2e_images_per_s'], '10.1f')} {fmt(r['test_accuracy'], '9.3f')} "
               f"{fmt(ratio, '15.2f', 'x')} {fmt(ratio_e2e, '13.2f', 'x')}")
 
-    targets = []
-    fp32, bf16 = results.get("launchml_fp32"), results.get("launchml_bf16")
-    if keras and fp32 and fp32.get("ratio_vs_keras") is not None:
-        targets.append({"target": "launchml fp32 >= 1.0x Keras (training img/s)",
-                        "value": fp32["ratio_vs_keras"],
-                        "pass": fp32["ratio_vs_keras"] >= 1.0})
-    if keras and bf16 and bf16.get("ratio_vs_keras") is not None:
-        targets.append({"target": "launchml bf16 >= 1.5x Keras (training img/s)",
-                        "value": bf16["ratio_vs_keras"],
-                        "pass": bf16["ratio_vs_keras"] >= 1.5})
-        if bf16["test_accuracy"] is not None:
-            gap = abs(bf16["test_accuracy"] - keras["test_accuracy"]) * 100
-            targets.append({"target": "launchml bf16 test accuracy within 1 point of Keras",
-                            "value": gap, "pass": gap <= 1.0})
+    targets = cpu_targets(results, args)
+    for tag in args.sources:
+        if tag == "default":
+            continue
+        for precision in ("fp32", "bf16"):  # the same ratio, before and after: no drop
+            now, then = results.get(f"launchml_{precision}"), results.get(
+                f"launchml_{precision}@{tag}")
+            if now and then and now.get("ratio_vs_keras") and then.get("ratio_vs_keras"):
+                targets.append({
+                    "target": f"launchml {precision} x Keras not lower than @{tag}'s "
+                              f"({then['ratio_vs_keras']:.2f}x): now",
+                    "value": now["ratio_vs_keras"],
+                    "pass": now["ratio_vs_keras"] >= then["ratio_vs_keras"]})
     print()
     for t in targets:
         unit = " points" if "accuracy" in t["target"] else "x"
-        print(f"{'PASS' if t['pass'] else 'MISS'}  {t['target']}: {t['value']:.2f}{unit}")
+        print(f"{'PASS' if t['pass'] else 'MISS'}  {t['target']}: {t['value']:.3f}{unit}")
+    if args.repeat > 1 and keras and keras.get("rounds"):
+        # the same round's Keras: both ran in the same minutes of a shared machine
+        print("\nper-round x Keras (train), median over rounds:")
+        for name, r in results.items():
+            if not r or name == "keras" or not r.get("rounds"):
+                continue
+            pairs = [a["train_images_per_s"] / k["train_images_per_s"]
+                     for a, k in zip(r["rounds"], keras["rounds"], strict=True)
+                     if a and k and a["train_images_per_s"] and k["train_images_per_s"]]
+            if pairs:
+                r["round_ratios_vs_keras"] = pairs
+                mid = sorted(pairs)[len(pairs) // 2]
+                print(f"  {name:<{w}} {mid:.2f}x  (rounds: "
+                      + ", ".join(f"{v:.2f}x" for v in pairs) + ")")
     if not targets:
         print("(targets need the keras and launchml contenders)")
+    print(cpu_line(args.cpu))
     return {"epochs": EPOCHS, "batch_size": args.batch_size, "small": args.small,
-            "device": args.device, "contenders": results, "targets": targets}
+            "device": args.device, "repeat": args.repeat, "cpu": args.cpu,
+            "launchml_sources": args.sources, "auto_precision": args.auto_precision,
+            "contenders": results, "targets": targets}
+
+
+def cpu_targets(results: dict[str, dict | None], args: argparse.Namespace) -> list[dict]:
+    """The targets for the kind of CPU this ran on (the issue's, per CPU capability).
+
+    CPU with native bf16 (AVX512-BF16 or AMX): launchml fp32 >= 1.3x Keras, bf16 >= 2.0x with
+    test accuracy within 1 point of fp32, end to end (at the precision ``auto`` picks) >= 1.0x.
+    Other CPUs (AVX2): fp32 >= 2.0x, end to end >= 1.0x; bf16 is emulated there, no target.
+    On a GPU (--device gpu): fp32 >= 1.0x, bf16 >= 1.5x.
+    """
+    keras = results.get("keras")
+    fp32, bf16 = results.get("launchml_fp32"), results.get("launchml_bf16")
+    if not keras:
+        return []
+    gpu = args.device in ("gpu", "cuda")
+    native = native_bf16(args.cpu)
+    fp32_min, bf16_min = (1.0, 1.5) if gpu else (1.3, 2.0) if native else (2.0, None)
+    kind = "GPU" if gpu else ("CPU with native bf16" if native else
+                              f"CPU without native bf16 ({args.cpu['torch_capability']})")
+    targets = []
+    if fp32 and fp32.get("ratio_vs_keras") is not None:
+        targets.append({"target": f"{kind}: launchml fp32 >= {fp32_min}x Keras (training img/s)",
+                        "value": fp32["ratio_vs_keras"],
+                        "pass": fp32["ratio_vs_keras"] >= fp32_min})
+    if bf16_min and bf16 and bf16.get("ratio_vs_keras") is not None:
+        targets.append({"target": f"{kind}: launchml bf16 >= {bf16_min}x Keras (training img/s)",
+                        "value": bf16["ratio_vs_keras"],
+                        "pass": bf16["ratio_vs_keras"] >= bf16_min})
+        ref = fp32 if fp32 and fp32.get("test_accuracy") is not None else keras
+        if bf16.get("test_accuracy") is not None and ref.get("test_accuracy") is not None:
+            gap = abs(bf16["test_accuracy"] - ref["test_accuracy"]) * 100
+            what = "launchml fp32" if ref is fp32 else "Keras"
+            targets.append({"target": f"launchml bf16 test accuracy within 1 point of {what}",
+                            "value": gap, "pass": gap <= 1.0})
+    auto = results.get(f"launchml_{args.auto_precision}")
+    if not gpu and auto and auto.get("e2e_ratio_vs_keras") is not None:
+        targets.append({"target": f"{kind}: launchml end to end (precision auto = "
+                                  f"{args.auto_precision}) >= 1.0x Keras",
+                        "value": auto["e2e_ratio_vs_keras"],
+                        "pass": auto["e2e_ratio_vs_keras"] >= 1.0})
+    return targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,6 +573,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated subset of keras,torch,launchml")
     p.add_argument("--device", default="auto", help="launchml train.accelerator: auto|cpu|gpu")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="interleaved rounds; each contender reports its fastest round")
+    p.add_argument("--src", action="append", default=[], metavar="LABEL=PATH",
+                   help="also time the launchml source tree PATH (its src folder), as "
+                        "contenders launchml_fp32@LABEL and launchml_bf16@LABEL")
     p.add_argument("--worker", choices=("keras", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -398,16 +593,39 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(only) - set(CONTENDERS))
     if unknown:
         p.error(f"--only: unknown contender(s) {unknown}; choose from {', '.join(CONTENDERS)}")
-    data = make_data(args.small)
-    results: dict[str, dict | None] = {}
-    if "keras" in only:
-        results["keras"] = run_keras(data, args.batch_size)
-    if "torch" in only:
-        results["torch"] = run_torch(data, args.batch_size, args.device)
+    trees: dict[str, Path | None] = {"": default_src()}
+    for spec in args.src:
+        tag, sep, path = spec.partition("=")
+        if not sep or not tag or not path or tag in trees:
+            p.error(f"--src {spec!r}: expected LABEL=PATH with a new label, e.g. "
+                    "old=../old/src")
+        trees[tag] = Path(path).resolve()
+    args.cpu = cpu_info()
+    print(cpu_line(args.cpu), flush=True)
+    args.sources = {}
     if "launchml" in only:
-        for precision in ("fp32", "bf16"):
-            results[f"launchml_{precision}"] = run_launchml(
-                data, args.batch_size, args.device, precision)
+        for tag, src in trees.items():
+            args.sources[tag or "default"] = info = source_info(src, args.device)
+            print(f"launchml{'@' + tag if tag else ''}: {info['src']} (commit {info['commit']}"
+                  f"{', with uncommitted changes' if info['modified_files'] else ''}); "
+                  f"precision auto = {info['auto_precision']}", flush=True)
+    args.auto_precision = args.sources.get("default", {}).get("auto_precision")
+    data = make_data(args.small)
+    rounds: dict[str, list[dict | None]] = {}
+    for n in range(args.repeat):
+        if args.repeat > 1:
+            print(f"\n##### round {n + 1} of {args.repeat}", flush=True)
+        if "keras" in only:
+            rounds.setdefault("keras", []).append(run_keras(data, args.batch_size))
+        if "torch" in only:
+            rounds.setdefault("torch", []).append(run_torch(data, args.batch_size, args.device))
+        if "launchml" in only:
+            for tag, src in trees.items():
+                for precision in ("fp32", "bf16"):
+                    name = f"launchml_{precision}" + (f"@{tag}" if tag else "")
+                    rounds.setdefault(name, []).append(run_launchml(
+                        data, args.batch_size, args.device, precision, src, tag))
+    results = {name: best_of(rs) for name, rs in rounds.items()}
     summary = report(results, args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
