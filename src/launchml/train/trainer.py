@@ -31,8 +31,7 @@ from launchml.train.progress import EpochProgress
 from launchml.train.speed import (
     FABRIC_PRECISION,
     resolve_accelerator,
-    resolve_channels_last,
-    resolve_precision,
+    speed_settings,
     tune_allocator,
 )
 
@@ -76,6 +75,30 @@ def resume_key(cfg_dict: dict[str, Any], data_fingerprint: str) -> dict[str, Any
     return flat
 
 
+def upgrade_resume_key(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's key from before per-family model sections, in today's names: the
+    flat ``model.<key>`` settings where they live now, and the sections' other keys at
+    their defaults (they did not exist, so the run had them at their defaults). A flat
+    dropout/pretrained meant both families and only one trained: it matches when one of
+    the two sections still holds its value."""
+    from launchml.models import LEGACY_KEYS, MLPConfig, NetworkConfig
+
+    flat = [k for k in LEGACY_KEYS if f"model.{k}" in saved]
+    if not flat:
+        return saved
+    out = {k: v for k, v in saved.items() if k.removeprefix("model.") not in LEGACY_KEYS}
+    for section, cls in (("mlp", MLPConfig), ("network", NetworkConfig)):
+        for key, value in cls().model_dump(mode="json").items():
+            out[f"model.{section}.{key}"] = value
+    for k in flat:
+        value = saved[f"model.{k}"]
+        names = [f"model.{section}.{key}" for section, key in LEGACY_KEYS[k]]
+        kept = any(current.get(n) == value for n in names)  # by the family that trained
+        for n in names:
+            out[n] = current.get(n, value) if kept else value
+    return out
+
+
 def _fits(nbytes: int, device: torch.device) -> bool:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -97,18 +120,17 @@ class Trainer:
         self.resume_key = resume_key
         self.checkpoints = checkpoints
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._images: list[str] = []  # input columns of type image (set by fit)
 
     # -- setup -------------------------------------------------------------
-    def _settings(self, steps: int) -> dict[str, Any]:
+    def _settings(self, steps: int, images: bool) -> dict[str, Any]:
+        """The speed settings, chosen per accelerator and CPU kind (``speed``), with why."""
         cfg = self.cfg
         accel = resolve_accelerator(cfg.accelerator)
-        precision = resolve_precision(cfg.precision, accel)
         compile_ = cfg.compile if cfg.compile != "auto" else (accel == "cuda" and steps >= 500)
-        threads = cfg.num_threads or os.cpu_count() or 1
-        return {"accelerator": accel, "precision": precision, "compile": bool(compile_),
-                "channels_last": resolve_channels_last(cfg.channels_last, accel),
-                "num_threads": threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                **tune_allocator()}
+        speed = speed_settings(cfg, accel, images)
+        return {"accelerator": accel, "precision": speed.pop("precision"),
+                "compile": bool(compile_), **speed, **tune_allocator()}
 
     def _optimizer(self, model: torch.nn.Module, fused: bool) -> torch.optim.Optimizer:
         cfg = self.cfg
@@ -152,13 +174,17 @@ class Trainer:
             raise RunError("the train split is empty: nothing to train on")
         val = prepared.split("validation")
         target = prepared.schema.target
-        images = [k for k, v in train.arrays.items() if v.ndim == 4]  # N x H x W x C pixels
+        # the image inputs (N x H x W x C pixels), by column type: augmented, size-checked
+        images = [c.name for c in prepared.schema.inputs if c.type == "image"]
+        self._images = images
         side = min((min(train.arrays[k].shape[1:3]) for k in images), default=math.inf)
         if cfg.augment.crop >= side:
             raise ConfigError(f"train.augment.crop: {cfg.augment.crop} pixels must be smaller "
                               f"than the image side ({side}). Fix: use e.g. {max(side // 8, 1)}.")
         steps = math.ceil(len(train) / cfg.batch_size)
-        settings = self._settings(steps * cfg.epochs)
+        # an image network (ImageModel: its ``channels_last`` switch) gets the CPU's
+        # channels-last and bf16 defaults; tables, text and mixed inputs keep NCHW fp32 on CPUs
+        settings = self._settings(steps * cfg.epochs, images=hasattr(model, "channels_last"))
         torch.set_num_threads(settings["num_threads"])
         torch.manual_seed(self.seed)
         fabric = Fabric(accelerator=settings["accelerator"], devices=1,
@@ -169,7 +195,7 @@ class Trainer:
                 if hasattr(m, "channels_last"):
                     m.channels_last = True
         raw_model = model
-        opt = self._optimizer(model, fused=settings["accelerator"] == "cuda")
+        opt = self._optimizer(model, fused=settings["fused_optimizer"])
         sched = self._scheduler(opt, steps * cfg.epochs)
         model, opt = fabric.setup(model, opt)
         if settings["compile"]:
@@ -240,7 +266,7 @@ class Trainer:
         model.train()
         x, y = data
         n = len(y)
-        images = [k for k, v in x.items() if v.ndim == 4] if self.cfg.augment.active else []
+        images = self._images if self.cfg.augment.active else []
         gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
         perm = torch.randperm(n, generator=gen)
         aug = self.cfg.augment
@@ -328,7 +354,7 @@ class Trainer:
             raise RunError(f"--resume: '{path}' does not exist; nothing to resume. "
                            "Fix: run without --resume to start training.")
         ckpt = torch.load(path, map_location=device, weights_only=True)
-        saved = json.loads(ckpt.get("resume_key", "{}"))
+        saved = upgrade_resume_key(json.loads(ckpt.get("resume_key", "{}")), self.resume_key)
         diff = sorted(k for k in set(saved) | set(self.resume_key)
                       if saved.get(k) != self.resume_key.get(k))
         if diff:
