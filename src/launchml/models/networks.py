@@ -63,7 +63,7 @@ class ImageModel(torch.nn.Module):
         super().__init__()
         self.net = net
         self.rescale = rescale
-        self.channels_last = False  # set by the trainer where it measures faster (GPUs)
+        self.channels_last = False  # set by the trainer where it measures faster (GPUs, AVX-512)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 

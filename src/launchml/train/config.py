@@ -30,11 +30,13 @@ class TrainConfig(StrictModel):
     )
     patience: int | None = Field(None, ge=1, description="early stopping; null = off")
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPUs"
+        "auto", description="auto: bf16 on GPUs that support it and, for image networks, on "
+        "CPUs with native bf16 (AVX512-BF16, AMX); fp32 elsewhere"
     )
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     channels_last: bool | Literal["auto"] = Field(
-        "auto", description="NHWC memory layout for convolutions; auto: on GPUs"
+        "auto", description="NHWC memory layout for convolutions; auto: on GPUs and, for "
+        "image networks, on AVX-512 CPUs"
     )
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile; auto: on GPUs for runs long enough to repay it"
