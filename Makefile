@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
-# stamps: launchml and its core dependencies (the demo); + [serve,text] + test/lint tools
+# stamps: launchml, its core dependencies and the server (the demo, whose next step is
+# `launchml serve`); + [text] + test/lint tools
 CORE := $(VENV)/.installed-core
 DEV := $(VENV)/.installed-dev
 UPGRADE_VENV := .venv-upgrade
@@ -25,7 +26,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 $(CORE): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[serve]'
 	touch $@
 
 $(DEV): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
@@ -34,7 +35,7 @@ $(DEV): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 
 install: $(DEV)  ## everything: launchml, the serve and text extras, test and lint tools
 
-install-core: $(CORE)
+install-core: $(CORE)  ## launchml with the server, without the text extra and test tools
 
 demo: $(CORE)  ## digits as an image folder -> all five stages with the article's CNN
 	$(BIN)/launchml quickstart
