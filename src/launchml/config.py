@@ -86,7 +86,7 @@ class RunConfig(StrictModel):
         from launchml.train.augment import AugmentConfig
 
         bad = []
-        if self.data.kind == "image_folder":
+        if "mlp" in self.data.unused_model_sections:
             defaults = MLPConfig()
             bad += [f"model.mlp.{k} (the table combiner's column encoders and head)"
                     for k in MLPConfig.model_fields

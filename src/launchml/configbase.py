@@ -76,8 +76,8 @@ def format_validation_error(err: ValidationError, root: type[BaseModel], source:
     for e in err.errors():
         loc = tuple(e["loc"])
         key = _dotted(loc, root) or "<root>"
-        kind = e["type"]
-        if kind == "extra_forbidden":
+        err = e["type"]
+        if err == "extra_forbidden":
             parent = _section_class(root, loc[:-1])
             allowed = sorted(parent.model_fields) if parent else []
             section = _dotted(loc[:-1], root) or "the top level"
@@ -87,12 +87,12 @@ def format_validation_error(err: ValidationError, root: type[BaseModel], source:
                 f"  - unknown key '{key}'. Allowed keys in {section}: {', '.join(allowed)}. "
                 f"Fix: {fix}"
             )
-        elif kind == "missing":
+        elif err == "missing":
             lines.append(f"  - missing key '{key}'. Fix: add it (see `launchml init`).")
         else:
             got = e.get("input")
             msg = e["msg"]
-            if kind == "literal_error":
+            if err == "literal_error":
                 msg = f"must be one of {e['ctx']['expected']}"
             lines.append(f"  - '{key}': {msg}; got {got!r}. Fix: change '{key}'.")
     return "\n".join(lines)

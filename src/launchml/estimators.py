@@ -95,7 +95,7 @@ def _y_named(e: LaunchmlError) -> LaunchmlError:
 
 
 class _TableEstimator(BaseEstimator):
-    _task_kind = "classification"
+    _task_type = "classification"
 
     def __init__(self, *, model: str = "auto", time_limit: float | None = None,
                  validation_split: float = 0.2, column_types: dict[str, str] | None = None,
@@ -141,7 +141,7 @@ class _TableEstimator(BaseEstimator):
         df = _cells(df)
         self.feature_names_in_ = np.array(df.columns, dtype=object)
         self.n_features_in_ = df.shape[1]
-        if self._task_kind == "classification":
+        if self._task_type == "classification":
             self.classes_ = np.unique(target)
             self._by_name = {category_key(c): c for c in self.classes_}
             df[TARGET] = [category_key(v) for v in target]
@@ -154,7 +154,7 @@ class _TableEstimator(BaseEstimator):
             try:
                 result = run({
                     "name": "estimator", "output_dir": tmp, "seed": self.seed,
-                    "data": {"train": str(path), "target": TARGET, "task": self._task_kind,
+                    "data": {"train": str(path), "target": TARGET, "task": self._task_type,
                              "test_split": 0.0,  # the caller holds out its own test rows
                              "validation_split": self.validation_split,
                              "column_types": self.column_types or {}},
@@ -185,7 +185,7 @@ class _TableEstimator(BaseEstimator):
 class Classifier(ClassifierMixin, _TableEstimator):
     """Binary or multiclass classification of table rows."""
 
-    _task_kind = "classification"
+    _task_type = "classification"
 
     def _check_target(self, y: np.ndarray) -> np.ndarray:
         from sklearn.utils.multiclass import check_classification_targets
@@ -211,7 +211,7 @@ class Classifier(ClassifierMixin, _TableEstimator):
 class Regressor(RegressorMixin, _TableEstimator):
     """Regression of a numeric target."""
 
-    _task_kind = "regression"
+    _task_type = "regression"
 
     def _check_target(self, y: np.ndarray) -> np.ndarray:
         from sklearn.utils.validation import check_array

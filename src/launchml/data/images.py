@@ -36,6 +36,9 @@ class ImageFolderConfig(StrictModel):
     """``data:`` for a folder of images with one sub-folder per class."""
 
     kind: ClassVar[str] = "image_folder"
+    # model settings that cannot apply to this source: the combiner's (an image folder
+    # is one image column, which the image networks train)
+    unused_model_sections: ClassVar[tuple[str, ...]] = ("mlp",)
 
     train: str = Field(description="folder with one sub-folder per class")
     validation: str | None = Field(None, description="optional separate validation folder")

@@ -42,6 +42,7 @@ class TableConfig(StrictModel):
     """``data:`` for a table (CSV, TSV, Parquet, JSON Lines) with a target column."""
 
     kind: ClassVar[str] = "table"
+    unused_model_sections: ClassVar[tuple[str, ...]] = ()
     train: str = Field(description="the training table")
     target: str | list[str] = Field(
         description="the column to predict; a list of 0/1 (true/false, yes/no) columns: "

@@ -217,8 +217,8 @@ def build_encoder(column: str, state: dict[str, Any], spec: MLPConfig, *,
     Image encoders built from pretrained timm weights normalize with those
     weights' mean/std: save ``enc.normalization()`` into the column's state.
     """
-    kind = state["type"]
-    if kind == "text":
+    ctype = state["type"]
+    if ctype == "text":
         if state.get("pretrained"):
             return _hf(column, state, spec, for_loading)
         if spec.text_encoder == "bag":
@@ -229,11 +229,11 @@ def build_encoder(column: str, state: dict[str, Any], spec: MLPConfig, *,
                              f"{spec.text_dim // HEADS * HEADS or HEADS * 2}.")
         return TextEncoder(state["vocab_size"], state["max_length"], state["pad_id"],
                            spec.text_dim, spec.text_layers)
-    if kind in ("molecule", "protein"):
+    if ctype in ("molecule", "protein"):
         return CharCNN(state["vocab_size"])
-    if kind == "image":
+    if ctype == "image":
         return _image(column, state, spec, for_loading)
-    raise ModelError(f"column '{column}': type '{kind}' has no encoder (text, molecule, "
+    raise ModelError(f"column '{column}': type '{ctype}' has no encoder (text, molecule, "
                      "protein and image columns do).")
 
 

@@ -20,11 +20,11 @@ def make_plan(states: dict[str, dict[str, Any]], arrays: dict[str, np.ndarray]) 
     """Which prepared arrays go where; JSON-able."""
     numbers, categories, encoders = [], [], []
     for col, state in states.items():
-        kind = state["type"]
-        if kind == "category":
+        ctype = state["type"]
+        if ctype == "category":
             cardinality = len(state["categories"]) + 2  # 0 missing/unseen, +1 'other'
             categories.append([col, cardinality, int(min(32, (cardinality + 1) // 2 + 1))])
-        elif kind in ENCODED:
+        elif ctype in ENCODED:
             encoders.append([f"col{len(encoders)}", col])
         else:
             numbers += [k for k in arrays if k == col or k.startswith(col + ":")]
