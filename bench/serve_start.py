@@ -45,18 +45,18 @@ def start_once(package: Path, engine: str) -> tuple[float, float]:
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "LAUNCHML_QUIET": "1"})
     try:
-        deadline = t0 + 120
-        while time.perf_counter() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    return time.perf_counter() - t0, _rss_mb(proc.pid)
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: "
-                                   f"{proc.stderr.read()[-2000:]}")
-            time.sleep(0.05)  # polling a port that is not open yet; not a verdict
-        raise RuntimeError("server did not answer within 120 s")
+        # uvicorn says on stderr when its socket accepts connections: wait for that line
+        # (the real condition), then ask /healthz once
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "Uvicorn running on" in line:
+                break
+        else:
+            raise RuntimeError(f"server exited with {proc.wait()}: {''.join(seen)[-2000:]}")
+        r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        r.raise_for_status()
+        return time.perf_counter() - t0, _rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -22,11 +22,14 @@ from launchml.errors import ConfigError, DataError
 
 COLUMN_TYPES = ("number", "category", "boolean", "datetime", "text", "image", "molecule",
                 "protein", "identifier", "constant", "empty")
-# the one place column types are grouped; models and families import these
-TABULAR_TYPES = ("number", "category", "boolean", "datetime")  # one array (or a few) each
-SEQUENCE_TYPES = ("text", "molecule", "protein")  # token or character ids, N x L
-ENCODED_TYPES = (*SEQUENCE_TYPES, "image")  # need an encoder in the neural combiner
-FEATURE_TYPES = (*TABULAR_TYPES, *ENCODED_TYPES)  # every type a model can use
+# the groups of column types (numpy/pandas-free, so serving by ONNX imports no pandas)
+from launchml.data.schema import (  # noqa: E402,F401  (re-exported)
+    ENCODED_TYPES,
+    FEATURE_TYPES,
+    SEQUENCE_TYPES,
+    TABULAR_TYPES,
+)
+
 DROPPED = ("identifier", "constant", "empty")
 # the one list of boolean words (lower case): column inference, preprocessing, 0/1 target
 # columns and evaluate all read these

@@ -15,6 +15,12 @@ import numpy as np
 
 from launchml.errors import RunError
 
+# the one place column types are grouped; models and families import these
+TABULAR_TYPES = ("number", "category", "boolean", "datetime")  # one array (or a few) each
+SEQUENCE_TYPES = ("text", "molecule", "protein")  # token or character ids, N x L
+ENCODED_TYPES = (*SEQUENCE_TYPES, "image")  # need an encoder in the neural combiner
+FEATURE_TYPES = (*TABULAR_TYPES, *ENCODED_TYPES)  # every type a model can use
+
 
 @dataclass
 class Column:

@@ -247,9 +247,10 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".jsonl", ".ndjson"
 
 def _image_sources(inputs: Any) -> bool:
     """Whether ``inputs`` are images (paths, bytes, arrays) rather than records or a table."""
-    import pandas as pd
+    import sys
 
-    if isinstance(inputs, pd.DataFrame | dict):
+    pd = sys.modules.get("pandas")  # a DataFrame means pandas is loaded: never import it here
+    if isinstance(inputs, dict) or (pd is not None and isinstance(inputs, pd.DataFrame)):
         return False
     if isinstance(inputs, str | Path):
         return Path(inputs).suffix.lower() not in TABLE_SUFFIXES

@@ -22,9 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from launchml.data.columns import SEQUENCE_TYPES  # noqa: E402
-from launchml.data.columns import TABULAR_TYPES as TABULAR
-from launchml.data.schema import Column, Prepared, Schema, Split
+from launchml.data.schema import (
+    SEQUENCE_TYPES,  # noqa: E402
+    Column,
+    Prepared,
+    Schema,
+    Split,
+)
+from launchml.data.schema import TABULAR_TYPES as TABULAR
 from launchml.errors import PackageError
 from launchml.models.linear_family import LinearModel
 from launchml.models.network_family import (

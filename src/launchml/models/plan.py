@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from launchml.data.columns import ENCODED_TYPES as ENCODED  # noqa: E402
+from launchml.data.schema import ENCODED_TYPES as ENCODED  # noqa: E402
 
 
 def make_plan(states: dict[str, dict[str, Any]], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
