@@ -21,6 +21,7 @@ from launchml.errors import ConfigError
 from launchml.evaluate.evaluate import EvaluateConfig
 from launchml.models import ModelConfig
 from launchml.optimize.onnx_variants import OptimizeConfig
+from launchml.privacy.config import NEURAL_FAMILIES, FederatedConfig, PrivacyConfig
 from launchml.runs import RunDir, write_text
 from launchml.train.config import TrainConfig
 
@@ -66,6 +67,10 @@ class RunConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig,
+                                   description="differential privacy (DP-SGD) for neural families")
+    federated: FederatedConfig | None = Field(
+        None, description="the federation `launchml federate` runs; null: not federated")
 
     @model_validator(mode="before")
     @classmethod
@@ -73,10 +78,18 @@ class RunConfig(StrictModel):
         if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
             return data
         data = dict(data)
+        model_given = data.get("model") or {}
         for section, defaults in KIND_DEFAULTS[_data_kind(data["data"])].items():
             given = data.get(section) or {}
             if isinstance(given, dict):
                 data[section] = {**defaults, **given}
+        if (data.get("privacy") or {}).get("dp") and isinstance(model_given, dict):
+            # DP-SGD: only the neural families train privately, once (a refit on train +
+            # validation would spend the budget a second time)
+            model = {**(data.get("model") or {}), "refit": model_given.get("refit", False)}
+            if model.get("name", "auto") == "auto" and not model.get("families"):
+                model["families"] = list(NEURAL_FAMILIES)
+            data["model"] = model
         return data
 
     @model_validator(mode="after")
@@ -99,6 +112,19 @@ class RunConfig(StrictModel):
         if bad:
             raise ValueError(f"set but cannot apply to this run: {'; '.join(bad)}. Fix: "
                              "remove them")
+        if self.privacy.dp is not None:
+            names = [self.model.name] if self.model.name != "auto" else self.model.families or []
+            plain = [n for n in names if n in ("lightgbm", "linear")]
+            if plain:
+                raise ValueError(f"privacy.dp: {', '.join(plain)} is not trained privately "
+                                 "(trees and the linear model are fit by solvers that clip "
+                                 "and noise nothing). Fix: model.name: auto (the neural "
+                                 "families: mlp for tables and text, seed_cnn or timm:<name> "
+                                 "for images), or remove privacy.dp")
+            if self.model.refit:
+                raise ValueError("privacy.dp with model.refit: true would train twice on the "
+                                 "rows and spend the privacy budget twice. Fix: model.refit: "
+                                 "false")
         return self
 
     @field_validator("name")

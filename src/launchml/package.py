@@ -128,6 +128,7 @@ def save_package(
     threshold: float | None = None,
     source: str = "table",
     files: dict[str, str] | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> Package:
     """Write ``package.json`` for the member files already in ``path`` (``files``: role ->
     file name) and copy ``onnx_file`` in; package.json is written last, so it marks a
@@ -161,6 +162,8 @@ def save_package(
             "versions": versions(),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
+        # optional: how the model was trained privately ({"dp": ...}, {"federated": ...})
+        **({"privacy": privacy} if privacy else {}),
     }
     check_package(meta, str(path / "package.json"))  # a bug here never ships a package
     write_json(path / "package.json", meta)

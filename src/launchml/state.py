@@ -123,6 +123,9 @@ class PackageMeta(_Strict):
     files: dict[str, str | None]
     metrics: dict[str, Any]
     provenance: dict[str, Any]
+    # optional: the optimize stage's deployed variant ({variant, engine, model, row})
+    picked: dict[str, Any] | None = None
+    privacy: dict[str, Any] | None = None  # DP-SGD / federated record (optional)
 
 
 def check_package(meta: dict[str, Any], where: str) -> None:

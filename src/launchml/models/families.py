@@ -58,6 +58,8 @@ class FitContext:
     resume: bool = False  # an image network continues from the run's last.ckpt
     fingerprint: str = ""  # the prepared data's; part of a checkpoint's resume key
     single: bool = True  # the only family of the run: it keeps the run's checkpoints
+    # training-loop plugins (DP-SGD, a federated client's round), made fresh for each fit
+    make_hooks: Any = list
 
 
 class LightGBMFamily:
@@ -212,8 +214,9 @@ class MLPFamily:
             # numbers and embeddings only: a small net, where a second thread costs more
             # in synchronization than it gains (and oversubscribes shared machines)
             cfg = cfg.model_copy(update={"num_threads": 1})
+        self.hooks = ctx.make_hooks()
         trainer = Trainer(cfg, run=RunDir(ctx.run.root / "families" / sub), seed=ctx.cfg.seed,
-                          resume_key={"family": sub}, checkpoints=False)
+                          resume_key={"family": sub}, checkpoints=False, hooks=self.hooks)
         threads = torch.get_num_threads()
         try:
             result = trainer.fit(net, task, data, time_limit=time_limit)
@@ -267,7 +270,8 @@ class MLPFamily:
              states: dict[str, Any], engine: str) -> Any:
         if engine == "onnx":
             plan = spec["plan"]
-            return OnnxMember(folder, lambda arrays: pack(plan, arrays))
+            return OnnxMember(folder, lambda arrays: pack(plan, arrays),
+                              file=spec.get("onnx", "model.onnx"))
         return TorchMember(folder, spec, task, states)
 
 
@@ -295,10 +299,11 @@ class TorchMember:
 class OnnxMember:
     """The neural member of a package served by ONNX Runtime (``model.onnx``)."""
 
-    def __init__(self, folder: Path, inputs: Any, batch: int = 1024) -> None:
+    def __init__(self, folder: Path, inputs: Any, batch: int = 1024,
+                 file: str = "model.onnx") -> None:
         import onnxruntime as ort
 
-        path = folder / "model.onnx"
+        path = folder / file  # another graph of the member: a picked variant's (optimize)
         if not path.exists():
             raise PackageError(f"'{folder}' has no model.onnx. Fix: run the optimize stage "
                                "(launchml run) or use engine='torch'.")

@@ -72,7 +72,8 @@ class NetworkFamily:
         ctx = self.ctx
         run = ctx.run if sub is None else RunDir(ctx.run.root / "families" / sub)
         key = resume_key(ctx.cfg.model_dump(mode="json"), ctx.fingerprint)
-        return Trainer(cfg, run=run, seed=ctx.cfg.seed, resume_key=key)
+        self.hooks = ctx.make_hooks()
+        return Trainer(cfg, run=run, seed=ctx.cfg.seed, resume_key=key, hooks=self.hooks)
 
     def _prepared(self, data: Any, valid: Any) -> Prepared:
         task = self.ctx.task
@@ -147,7 +148,8 @@ class NetworkFamily:
 
         column = spec.get("column") or image_column(states)
         if engine == "onnx":
-            return OnnxMember(folder, lambda arrays: {"image": arrays[column]})
+            return OnnxMember(folder, lambda arrays: {"image": arrays[column]},
+                              file=spec.get("onnx", "model.onnx"))
         return TorchNetwork(folder, spec, task, states)
 
 

@@ -29,6 +29,7 @@ from launchml.models import is_network
 from launchml.models.families import FAMILIES, FitContext, combine, create_family, family_class
 from launchml.models.linear_family import validation_loss as _loss
 from launchml.package import save_package
+from launchml.privacy import privacy_record, train_hooks
 from launchml.runs import RunDir, append_jsonl, write_json
 from launchml.tasks import Task, create_task
 from launchml.train.trainer import TrainResult
@@ -157,7 +158,8 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
             continue
         ctx = FitContext(task=task, states=states, cfg=cfg, run=rd, time_limit=left,
                          weights=weights, resume=resume, single=len(names) == 1,
-                         fingerprint=prepared.manifest["fingerprint"])
+                         fingerprint=prepared.manifest["fingerprint"],
+                         make_hooks=lambda: train_hooks(cfg))
         t0 = time.perf_counter()
         console.info(f"train: fitting {name}")
         fam = create_family(name, ctx).fit(train, valid)
@@ -222,6 +224,9 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
     cfg_dict = cfg.model_dump(mode="json")
     first = fitted[next(iter(members))]
     history, best_epoch = getattr(first, "history", board), getattr(first, "best_epoch", 0)
+    privacy = privacy_record(getattr(first, "hooks", []))  # DP-SGD's epsilon, delta, ...
+    if privacy:
+        append_jsonl(rd.events, {"event": "privacy", **privacy})
     metrics: dict[str, Any] = {"leaderboard": board}
     if hasattr(first, "history"):  # a network: its best epoch's scores, as before
         metrics["train"] = next((h for h in history if h["epoch"] == best_epoch), {})
@@ -233,6 +238,7 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
         provenance={"data_fingerprint": prepared.manifest["fingerprint"], "config": cfg_dict,
                     "reader": prepared.manifest.get("reader", {}),
                     "train_settings": getattr(first, "settings", {"families": names})},
+        privacy=privacy,
     )
     cfg.save(rd.config)
     console.info(f"train: model package -> {rd.model}")

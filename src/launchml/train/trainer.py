@@ -99,6 +99,32 @@ def upgrade_resume_key(saved: dict[str, Any], current: dict[str, Any]) -> dict[s
     return out
 
 
+class TrainHook:
+    """A plugin of the loop (DP-SGD, a federated client's round): no-op methods, called
+    in this order by ``fit`` and ``train_loop``; ``Trainer(hooks=[...])``."""
+
+    def settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return settings  # the speed settings it cannot run with, changed
+
+    def setup(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model  # before the optimizer is built (replace layers, load weights)
+
+    def attach(self, model, opt, n: int, batch_size: int, seed: int):
+        return model, opt  # before Fabric wraps them
+
+    def batches(self, epoch: int):
+        return None  # an iterable of row-index tensors, or None: the shuffled batches
+
+    def stepped(self) -> bool:
+        return True  # after opt.step(): False when it only accumulated (a partial batch)
+
+    def epoch_end(self, epoch: int) -> dict[str, Any]:
+        return {}  # added to the epoch's row in events.jsonl
+
+    def close(self, model: torch.nn.Module) -> None:
+        pass
+
+
 def _fits(nbytes: int, device: torch.device) -> bool:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -111,7 +137,8 @@ class Trainer:
     """Constructors store; ``fit`` computes."""
 
     def __init__(self, cfg: TrainConfig, *, run: RunDir, seed: int,
-                 resume_key: dict[str, Any], checkpoints: bool = True) -> None:
+                 resume_key: dict[str, Any], checkpoints: bool = True,
+                 hooks: list[TrainHook] | tuple[TrainHook, ...] = ()) -> None:
         """``checkpoints=False``: keep the best weights in memory, write no files (a
         family inside ``model: auto`` that is never resumed; saves a write per epoch)."""
         self.cfg = cfg
@@ -119,6 +146,7 @@ class Trainer:
         self.seed = seed
         self.resume_key = resume_key
         self.checkpoints = checkpoints
+        self.hooks = list(hooks)
         self._best_state: dict[str, torch.Tensor] | None = None
         self._images: list[str] = []  # input columns of type image (set by fit)
 
@@ -185,6 +213,9 @@ class Trainer:
         # an image network (ImageModel: its ``channels_last`` switch) gets the CPU's
         # channels-last and bf16 defaults; tables, text and mixed inputs keep NCHW fp32 on CPUs
         settings = self._settings(steps * cfg.epochs, images=hasattr(model, "channels_last"))
+        for h in self.hooks:
+            settings = h.settings(settings)
+            model = h.setup(model)
         torch.set_num_threads(settings["num_threads"])
         torch.manual_seed(self.seed)
         fabric = Fabric(accelerator=settings["accelerator"], devices=1,
@@ -197,6 +228,8 @@ class Trainer:
         raw_model = model
         opt = self._optimizer(model, fused=settings["fused_optimizer"])
         sched = self._scheduler(opt, steps * cfg.epochs)
+        for h in self.hooks:
+            model, opt = h.attach(model, opt, len(train), cfg.batch_size, self.seed)
         model, opt = fabric.setup(model, opt)
         if settings["compile"]:
             model = torch.compile(model)
@@ -232,6 +265,8 @@ class Trainer:
                    **self.val_loop(fabric, model, task, val_data),
                    "lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
                    "train_images_per_s": round(len(train) / seconds, 1)}
+            for h in self.hooks:
+                row.update(h.epoch_end(epoch))
             score = sign * row[monitor]
             improved = score < state["best"]
             state["best"], state["best_epoch"] = ((score, epoch) if improved
@@ -255,6 +290,8 @@ class Trainer:
                              f"{epoch} (best epoch {state['best_epoch']})")
                 break
         progress.close()
+        for h in self.hooks:
+            h.close(raw_model)
         self._restore_best(raw_model, fabric.device)
         return TrainResult(model=raw_model, history=state["history"],
                            best_epoch=state["best_epoch"], best_metric=sign * state["best"],
@@ -274,10 +311,14 @@ class Trainer:
         correct = torch.zeros((), device=fabric.device, dtype=torch.long)
         progress.start_epoch(epoch)
         seen = 0
-        for start in range(0, n, self.cfg.batch_size):
+        batches = next((b for h in self.hooks if (b := h.batches(epoch)) is not None),
+                       None) or (perm[s:s + self.cfg.batch_size]
+                                 for s in range(0, n, self.cfg.batch_size))
+        for idx in batches:
             if deadline is not None and seen and time.perf_counter() > deadline:
                 break
-            idx = perm[start:start + self.cfg.batch_size]
+            if not len(idx):
+                continue  # an empty Poisson batch (DP): nothing to learn from
             seen += len(idx)
             xb, yb = self._batch(x, y, idx, fabric.device)
             for k in images:  # an image folder's 'image', or a table's image columns
@@ -287,7 +328,7 @@ class Trainer:
             fabric.backward(loss)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            if sched is not None:
+            if all([h.stepped() for h in self.hooks]) and sched is not None:
                 sched.step()
             loss_sum += loss.detach() * len(idx)
             correct += task.correct(logits.detach(), yb)
