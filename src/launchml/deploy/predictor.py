@@ -63,6 +63,14 @@ class Predictor:
         model = package.meta["model"]
         weights = package.meta["files"].get("weights")  # None in an ONNX variant package
         has_weights = bool(weights) and (package.path / weights).exists()
+        # the variant the optimize stage picked (int8, pruned ...) serves by default, on the
+        # engine it was measured on; engine='torch' / 'onnx' ask for the trained model
+        picked = package.meta.get("picked") or {}
+        picked = picked if engine == "auto" and picked.get("model") else None
+        self.variant = picked["variant"] if picked else None
+        if picked:
+            engine, model = picked["engine"], picked["model"]
+        self._members = model["members"]
         if engine in ("auto", "lightgbm"):
             engine = "onnx" if self.neural and not has_weights and package.onnx_path else "torch"
         if engine == "onnx" and self.neural and package.onnx_path is None:
@@ -75,13 +83,13 @@ class Predictor:
     def neural(self) -> bool:
         """Whether a member is a neural network (served by PyTorch or ONNX Runtime)."""
         return any(m["family"] not in ("lightgbm", "linear")
-                   for m in self.package.meta["model"]["members"])
+                   for m in getattr(self, "_members", self.package.meta["model"]["members"]))
 
     @property
     def engines(self) -> str:
         """What serves the members, e.g. 'lightgbm+linear' or 'onnx'."""
         names = [self.engine if m["family"] not in ("lightgbm", "linear") else m["family"]
-                 for m in self.package.meta["model"]["members"]]
+                 for m in self._members]
         return "+".join(dict.fromkeys(names))
 
     @property
@@ -161,6 +169,37 @@ class Predictor:
                 yield {"input": chunk_names[i] if chunk_names else start + i, **row}
             start += len(chunk)
 
+    def explain(self, inputs: Any, *, method: str = "auto", rows: slice | None = None,
+                target: str | None = None, background: Any = None) -> Any:
+        """Why the model, as served, gives its answer for each input: an ``Explanations``
+        (per input: the method, its baseline, its cost, and the attributions: per
+        column for tables, per token / character for text and sequences, a heat map for
+        images). Same inputs as ``predict``; see ``launchml.explain.explain``."""
+        from launchml.explain import explain
+
+        return explain(self, inputs, method=method, rows=rows, target=target,
+                       background=background)
+
+    def iter_arrays(self, inputs: Any, names: list[Any] | None = None
+                    ) -> Iterator[tuple[Any, dict[str, np.ndarray], list[Any] | None]]:
+        """(inputs, their prepared arrays, their names) a chunk at a time: what ``predict``
+        feeds the members, through the package's fitted preprocessing."""
+        column = self.image_column
+        if column is not None and _image_sources(inputs):
+            sources, found = self._normalize(inputs)
+            if names is None:
+                names = found
+            elif len(names) != len(sources):
+                raise InputError(f"{len(names)} names for {len(sources)} inputs")
+            state = self.package.preprocessing[column]
+            for s in range(0, len(sources), self.batch_size):
+                part = sources[s:s + self.batch_size]
+                arrays = {column: decode_images(part, state, names[s:s + self.batch_size])}
+                yield part, arrays, names[s:s + self.batch_size]
+            return
+        for chunk, arrays in self._table_arrays(inputs):
+            yield chunk, arrays, None
+
     def _chunks(self, inputs: Any, names: list[Any] | None
                 ) -> Iterator[tuple[Any, np.ndarray, list[Any] | None]]:
         """(inputs, their raw outputs, their names) a chunk at a time."""
@@ -191,6 +230,11 @@ class Predictor:
 
     def _table_raw(self, inputs: Any) -> Iterator[tuple[Any, np.ndarray]]:
         """(rows, their raw outputs) ``TABLE_CHUNK`` rows at a time."""
+        for chunk, arrays in self._table_arrays(inputs):
+            yield chunk, self.logits(arrays)
+
+    def _table_arrays(self, inputs: Any) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
+        """(rows, their prepared arrays) ``TABLE_CHUNK`` rows at a time."""
         import pandas as pd
 
         from launchml.data.preprocess import transform_table
@@ -221,8 +265,7 @@ class Predictor:
         # relative image paths in a table file are relative to that file's folder
         base = Path(inputs).parent if isinstance(inputs, str | Path) else None
         for chunk in chunks:
-            arrays = transform_table(self.package.preprocessing, chunk, base_dir=base)
-            yield chunk, self.logits(arrays)
+            yield chunk, transform_table(self.package.preprocessing, chunk, base_dir=base)
 
     def _normalize(self, inputs: Any) -> tuple[list[Any], list[Any]]:
         if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
