@@ -1,0 +1,142 @@
+"""DP-SGD as a plugin of the training loop: real data (scikit-learn's wine as a table,
+digits as images), the package's privacy record, per-epoch epsilon, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import launchml
+from launchml.config import RunConfig
+from launchml.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def wine_csv(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    path = tmp_path_factory.mktemp("wine") / "wine.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def table_config(csv: Path, out: Path, dp: dict, **extra) -> dict:
+    return {"name": "wine", "output_dir": str(out), "seed": 0,
+            "data": {"train": str(csv), "target": "target"},
+            "train": {"epochs": 3, "batch_size": 32, "learning_rate": 0.01},
+            "privacy": {"dp": dp}, "optimize": {"onnx": False, "int8": False}, **extra}
+
+
+def test_dp_table_records_epsilon_per_epoch_and_in_the_package(wine_csv, tmp_path):
+    run = launchml.run(table_config(wine_csv, tmp_path, {"target_epsilon": 3.0}),
+                       stages=["prepare", "train", "evaluate", "deploy"])
+    meta = json.loads((run.dir.model / "package.json").read_text())
+    dp = meta["privacy"]["dp"]
+    assert [m["family"] for m in meta["model"]["members"]] == ["mlp"]  # not trees/linear
+    assert 2.5 < dp["epsilon"] <= 3.0 + 0.05 and dp["target_epsilon"] == 3.0
+    assert dp["accountant"] == "prv" and dp["max_grad_norm"] == 1.0 and dp["epochs"] == 3
+    assert dp["noise_multiplier"] > 0.3 and 0 < dp["delta"] < 1 / dp["rows"]
+    eps = [e["epsilon"] for e in dp["per_epoch"]]
+    assert eps == sorted(eps) and len(eps) == 3  # spent epoch by epoch
+    # per epoch in the family's events, and the record in the run's events.jsonl
+    rows = [json.loads(line) for line in
+            (run.dir.root / "families" / "mlp" / "events.jsonl").read_text().splitlines()]
+    assert [r["epsilon"] for r in rows if r["event"] == "epoch"] == eps
+    events = [json.loads(line) for line in run.dir.events.read_text().splitlines()]
+    assert any(e["event"] == "privacy" and e["dp"]["epsilon"] == dp["epsilon"]
+               for e in events)
+    assert run.metrics["accuracy"] > 0.5  # it learned under the noise (3 classes)
+    launchml.Predictor.load(run.dir.model)  # an ordinary package
+
+
+def test_noise_multiplier_and_rdp(wine_csv, tmp_path):
+    run = launchml.run(table_config(wine_csv, tmp_path, {"noise_multiplier": 1.0,
+                                                        "accountant": "rdp", "delta": 1e-4}),
+                       stages=["prepare", "train"])
+    dp = json.loads((run.dir.model / "package.json").read_text())["privacy"]["dp"]
+    assert dp["noise_multiplier"] == 1.0 and dp["accountant"] == "rdp"
+    assert dp["delta"] == 1e-4 and dp["target_epsilon"] is None and dp["epsilon"] > 0
+
+
+def test_unreachable_epsilon_names_the_one_that_can_be_reached(wine_csv, tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot be reached.*smallest epsilon any noise "
+                                          r"reaches is [0-9.e-]+\. Fix: target_epsilon >="):
+        launchml.run(table_config(wine_csv, tmp_path, {"target_epsilon": 0.001}),
+                     stages=["prepare", "train"])
+
+
+def test_trees_and_linear_say_they_are_not_private(wine_csv, tmp_path):
+    for name in ("lightgbm", "linear"):
+        with pytest.raises(ConfigError, match=f"{name} is not trained privately"):
+            RunConfig.load(table_config(wine_csv, tmp_path, {"target_epsilon": 3.0},
+                                        model={"name": name}))
+    cfg = RunConfig.load(table_config(wine_csv, tmp_path, {"target_epsilon": 3.0}))
+    assert cfg.model.families == ["mlp", "seed_cnn"] and cfg.model.refit is False
+    with pytest.raises(ConfigError, match="spend the privacy budget twice"):
+        RunConfig.load(table_config(wine_csv, tmp_path, {"target_epsilon": 3.0},
+                                    model={"refit": True}))
+    with pytest.raises(ConfigError, match="exactly one of target_epsilon"):
+        RunConfig.load(table_config(wine_csv, tmp_path, {"max_grad_norm": 1.0}))
+
+
+def test_poisson_batches_are_split_to_the_physical_limit():
+    import torch
+
+    from launchml.privacy.config import DPConfig
+    from launchml.privacy.dp import DPHook
+
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    hook = DPHook(DPConfig(noise_multiplier=1.0, max_physical_batch_size=8), epochs=1)
+    module, dpopt = hook.attach(net, opt, n=400, batch_size=40, seed=0)
+    sizes, logical, size = [], [], 0
+    x, y = torch.randn(400, 3), torch.randint(0, 2, (400,))
+    for idx in hook.batches(1):
+        sizes.append(len(idx))
+        if len(idx):
+            torch.nn.functional.cross_entropy(module(x[idx]), y[idx]).backward()
+        dpopt.step()
+        dpopt.zero_grad()
+        size += len(idx)
+        if hook.stepped():
+            logical.append(size)
+            size = 0
+    assert max(sizes) <= 8  # bounded memory: never more rows at once
+    assert len(logical) == 10 == hook.steps  # one optimizer step per logical batch
+    assert len(set(logical)) > 1 and 300 < sum(logical) < 500  # Poisson: sizes vary
+    assert hook.epoch_end(1)["epsilon"] > 0
+
+
+def test_batchnorm_is_replaced_with_a_note(capsys):
+    import torch.nn as nn
+
+    from launchml.privacy.config import DPConfig
+    from launchml.privacy.dp import DPHook
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True))
+    hook = DPHook(DPConfig(target_epsilon=3.0), epochs=1)
+    with launchml.console.verbosity(1):
+        fixed = hook.setup(model)
+    assert isinstance(fixed[1], nn.GroupNorm) and fixed[2].inplace is False
+    assert hook.replaced == ["1 (BatchNorm2d -> GroupNorm)"]
+    assert "BatchNorm2d -> GroupNorm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dp_image_network_on_digits(digits_dir, tmp_path):
+    from tests.conftest import digits_config
+
+    cfg = digits_config(digits_dir, tmp_path, epochs=2, batch_size=64)
+    cfg["data"]["target_size"] = [12, 12]
+    cfg["privacy"] = {"dp": {"target_epsilon": 8.0, "max_physical_batch_size": 32}}
+    cfg["optimize"] = {"onnx": True, "int8": False, "latency_runs": 1}
+    run = launchml.run(cfg)
+    meta = json.loads((run.dir.model / "package.json").read_text())
+    assert meta["privacy"]["dp"]["epsilon"] <= 8.05
+    epochs = [json.loads(x) for x in run.dir.events.read_text().splitlines()]
+    assert [e["epoch"] for e in epochs if "epsilon" in e] == [1, 2]
+    assert (run.dir.model / "model.onnx").exists()  # the hooks are off before export
