@@ -67,6 +67,7 @@ from launchml.cli import (  # noqa: E402,F401  (register the verbs)
     package,
     predict,
     quickstart,
+    registry,
     run,
 )
 
