@@ -24,6 +24,8 @@ class EvaluateConfig(StrictModel):
     split: Literal["auto", "test", "validation"] = Field(
         "auto", description="auto: test if there is one, else validation"
     )
+    report: bool = Field(True, description="write evaluation/report.html (metrics, charts, "
+                         "slices, errors, explanations) and evaluation/MODEL_CARD.md")
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> None:
@@ -57,7 +59,8 @@ def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
              run: RunDir, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     name = pick_split(prepared, cfg.split)
     inputs, y = split_arrays(prepared, name)
-    metrics = predictor.task.metrics(y, predictor.logits(inputs), predictor.package.threshold)
+    raw = predictor.logits(inputs)
+    metrics = predictor.task.metrics(y, raw, predictor.package.threshold)
     metrics = {"split": name, **metrics, **(extra or {})}
     refit = predictor.package.meta["provenance"].get("config", {}).get("model", {}).get("refit")
     if name == "validation" and refit:
@@ -74,7 +77,12 @@ def evaluate(cfg: EvaluateConfig, predictor: Predictor, prepared: Prepared,
     if "confusion_matrix" in metrics:
         plot_confusion(metrics["confusion_matrix"], predictor.labels,
                        run.evaluation / "plots" / "confusion_matrix.png")
-    console.info(f"evaluate: {name} {summary(metrics)} -> {run.evaluation / 'metrics.json'}")
+    if cfg.report:
+        from launchml.evaluate.report import write_report
+
+        write_report(run, predictor, prepared, name, metrics, raw)
+    console.info(f"evaluate: {name} {summary(metrics)} -> {run.evaluation / 'metrics.json'}"
+                 + (f", {run.evaluation / 'report.html'}" if cfg.report else ""))
     return metrics
 
 

@@ -422,7 +422,7 @@ def _not_applicable(predictor: Predictor, method: str, ok: list[str]) -> str:
 
 def explain_table(predictor: Predictor, shown: list[Any], arrays: dict[str, np.ndarray],
                   names: list[Any], method: str, target: str | None,
-                  background: Any = None) -> list[Explanation]:
+                  background: Any = None, *, tokens: bool = True) -> list[Explanation]:
     """Per-column contributions (tree_shap or shapley) and, for sequence columns,
     per-token attributions, one ``Explanation`` per row."""
     states = predictor.package.preprocessing
@@ -467,7 +467,7 @@ def explain_table(predictor: Predictor, shown: list[Any], arrays: dict[str, np.n
                 cost={"seconds": time.perf_counter() - start, "evaluations": evals *
                       len(next(iter(bg.values()))), "exact": kind == "exact"}))
     seq = [c for c in cols if states[c]["type"] in SEQUENCE_TYPES]
-    if seq:
+    if seq and tokens:
         from launchml.explain.tokens import explain_tokens
 
         explain_tokens(predictor, arrays, seq, t, out)

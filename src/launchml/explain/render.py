@@ -50,7 +50,7 @@ def highlighted(tokens: list[tuple[str, float]]) -> str:
 
 
 def bars_svg(items: list[tuple[str, float]], *, title: str, xlabel: str,
-             width: int = 520) -> str:
+             width: int = 640) -> str:
     """A horizontal bar chart as inline SVG (signed values, labelled axis)."""
     items = items[:15]
     row, left, top = 20, 170, 28
@@ -73,8 +73,8 @@ def bars_svg(items: list[tuple[str, float]], *, title: str, xlabel: str,
                    f' fill="{colour}"><title>{html.escape(str(name))}: {v:+.4g}</title></rect>')
     axis_y = top + row * len(items) + 4
     out.append(f'<line x1="{mid}" y1="{top}" x2="{mid}" y2="{axis_y}" stroke="#444"/>')
-    out.append(f'<text x="{(left + width) / 2}" y="{axis_y + 22}" text-anchor="middle" '
-               f'font-size="11">{html.escape(xlabel)}</text>')
+    out.append(f'<text x="{width / 2}" y="{axis_y + 22}" text-anchor="middle" '
+               f'font-size="11">{html.escape(xlabel[:100])}</text>')
     out.append("</svg>")
     return "".join(out)
 
