@@ -305,14 +305,15 @@ def parse_rows(text: str | None) -> slice | None:
                          "19) or --rows 5") from None
 
 
-def _select(predictor: Predictor, inputs: Any, rows: slice | None
+def _select(predictor: Predictor, inputs: Any, rows: slice | None,
+            names: list[Any] | None = None
             ) -> Iterator[tuple[list[Any], dict[str, np.ndarray], list[Any]]]:
     """(shown inputs, prepared arrays, names) of the rows to explain, chunk by chunk."""
     import pandas as pd
 
     start = 0
     table_file = rows is not None and not isinstance(inputs, pd.DataFrame | list | tuple)
-    for chunk, arrays, names in predictor.iter_arrays(_rows(inputs, rows)):
+    for chunk, arrays, found in predictor.iter_arrays(_rows(inputs, rows), names):
         n = len(next(iter(arrays.values())))
         if isinstance(chunk, pd.DataFrame):
             index = list(range(start, start + n))
@@ -328,7 +329,7 @@ def _select(predictor: Predictor, inputs: Any, rows: slice | None
             if index:
                 yield shown, arrays, index
         else:
-            yield list(chunk), arrays, list(names or range(start, start + n))
+            yield list(chunk), arrays, list(found or range(start, start + n))
             start += n
 
 
@@ -379,13 +380,14 @@ def _neural(member: Any) -> bool:
 
 def explain(predictor: Predictor, inputs: Any, *, method: str = "auto",
             rows: slice | None = None, target: str | None = None,
-            background: Any = None) -> Explanations:
+            background: Any = None, names: list[Any] | None = None) -> Explanations:
     """Explain the served model's answer for each input (see the module docstring).
 
     ``inputs``: whatever ``Predictor.predict`` takes. ``rows``: a slice of a table's rows.
     ``target``: the label whose output is explained (default: as the module says).
     ``background``: rows (DataFrame, records or a table file) whose mean output is the
-    baseline of ``shapley`` instead of the all-missing row.
+    baseline of ``shapley`` instead of the all-missing row. ``names``: the images'
+    names in the explanations (default: their paths or positions).
     """
     if method not in METHODS:
         raise InputError(f"method {method!r} is not one of {', '.join(METHODS)}. Fix: "
@@ -397,13 +399,13 @@ def explain(predictor: Predictor, inputs: Any, *, method: str = "auto",
     elif method not in ok:
         raise InputError(_not_applicable(predictor, method, ok))
     out = Explanations()
-    for shown, arrays, names in _select(predictor, inputs, rows):
+    for shown, arrays, found in _select(predictor, inputs, rows, names):
         if method in ("integrated_gradients", "grad_cam"):
             from launchml.explain.gradients import explain_images
 
-            out += explain_images(predictor, arrays, names, method, target)
+            out += explain_images(predictor, arrays, found, method, target)
         else:
-            out += explain_table(predictor, shown, arrays, names, method, target, background)
+            out += explain_table(predictor, shown, arrays, found, method, target, background)
     return out
 
 
