@@ -11,6 +11,9 @@ CONSTRAINTS := constraints.txt
 CORE := $(VENV)/.installed-core
 DEV := $(VENV)/.installed-dev
 UPGRADE_VENV := .venv-upgrade
+# Flower pins an older web stack than [serve]: its own environment (launchml federate)
+FED_VENV := .venv-federated
+FED := $(FED_VENV)/.installed
 PYTEST_ARGS ?=
 
 # pytest exits 5 when it collected no tests: say so, and fail
@@ -19,7 +22,7 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; exit $$rc
 endef
 
-.PHONY: install install-core demo test test-fast test-gpu lint bench constraints \
+.PHONY: install install-core install-federated demo test test-fast test-gpu lint bench constraints \
 	upgrade-check clean
 
 $(BIN)/python:
@@ -40,7 +43,16 @@ install-core: $(CORE)  ## launchml with the server, without the text extra and t
 demo: $(CORE)  ## digits as an image folder -> all five stages with the article's CNN
 	$(BIN)/launchml quickstart
 
+$(FED): pyproject.toml constraints-federated.txt
+	test -x $(FED_VENV)/bin/python || $(PY) -m venv $(FED_VENV)
+	$(FED_VENV)/bin/python -m pip install -q -c constraints-federated.txt -e '.[federated]'
+	touch $@
+
+install-federated: $(FED)  ## Flower in .venv-federated (launchml federate; ~2 min cached)
+
 test: $(DEV)  ## the whole suite: unit, CLI end-to-end, real server
+	@$(MAKE) --no-print-directory install-federated || echo "make: .venv-federated could \
+	not be built; the federated tests will be skipped (they say why)" >&2
 	$(call pytest,)
 
 test-fast: $(DEV)  ## no slow tests, no end-to-end: under 3 minutes on 2 cores

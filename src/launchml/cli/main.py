@@ -63,6 +63,7 @@ def _root(
 from launchml.cli import (  # noqa: E402,F401  (register the verbs)
     evaluate,
     explain,
+    federate,
     inspect,
     package,
     predict,
