@@ -178,14 +178,12 @@ def _stages(cfg: RunConfig, rd: RunDir, todo: list[str], resume: bool) -> Run:
         # variants of an earlier model would be served or reported with this one (deploy
         # copies variants/onnx/model.onnx and summary.json): optimize remakes them
         shutil.rmtree(rd.variants, ignore_errors=True)
-    if "optimize" in todo and (cfg.optimize.onnx or cfg.optimize.int8):
+    if "optimize" in todo and cfg.optimize.variants:
         with timer("optimize"):
-            pkg = load_package(rd.model)
-            if pkg.meta["files"].get("weights"):
-                result.variants = optimize(cfg.optimize, pkg, prepared, rd)
-            else:
-                console.info("optimize: no neural member (LightGBM and linear models serve "
-                             "through their own fast predictors); no ONNX/int8 variants")
+            # every family through one path: variants that need a network say so when the
+            # package has none (LightGBM and linear serve through their own predictors)
+            result.variants = optimize(cfg.optimize, load_package(rd.model), prepared, rd,
+                                       run_config=cfg)
     if "evaluate" in todo:
         with timer("evaluate"):
             predictor = Predictor(load_package(rd.model))
@@ -237,11 +235,18 @@ def deploy_stage(rd: RunDir) -> None:
     if (rd.evaluation / "metrics.json").exists():
         ev = read_json(rd.evaluation / "metrics.json")
         metrics["evaluation"] = {k: v for k, v in ev.items() if not isinstance(v, dict | list)}
-    if (rd.variants / "summary.json").exists():
-        metrics["variants"] = read_json(rd.variants / "summary.json")
+    summary = read_json(rd.variants / "summary.json") \
+        if (rd.variants / "summary.json").exists() else None
+    if summary is not None:  # the trade-off table by variant (older summaries: already so)
+        metrics["variants"] = {r["variant"]: r for r in summary["rows"]} \
+            if "rows" in summary else summary
     if metrics:
         changes["metrics"] = metrics
     update_package(pkg, **changes)
+    if summary is not None and "rows" in summary:
+        from launchml.optimize.pick import deploy_pick
+
+        pkg = deploy_pick(rd.model, rd.variants, summary)  # what predict and serve run
     console.info(
         f"deploy: package ready at {rd.model}\n"
         f"  launchml predict {rd.model} "

@@ -42,12 +42,21 @@ def test_softmax_matches_the_corrected_article_example():
 
 
 def test_optimize_variants_are_measured_packages(digits_run):
-    table = json.loads((digits_run.dir.variants / "summary.json").read_text())
+    summary = json.loads((digits_run.dir.variants / "summary.json").read_text())
+    table = {r["variant"]: r for r in summary["rows"]}
+    assert list(table) == ["pytorch", "onnx", "int8"]
     assert table["onnx"]["max_abs_diff"] < 1e-3
     assert table["int8"]["size_bytes"] < 0.4 * table["onnx"]["size_bytes"]
+    assert table["int8"]["method"] == "int8 static"  # a convolutional network: calibrated
     for row in table.values():
         assert row["latency_ms_batch1"] > 0 and 0 <= row["accuracy"] <= 1
+        assert row["latency_p95_ms"] >= row["latency_p50_ms"] > 0
+        assert row["throughput_b64"] > 0 and row["peak_memory_mb"] > 0
+        assert row["params"] > 0 and row["flops_ratio"] == 1.0
+        assert row["threads"] >= 1 and row["repeats"] == 2 and row["warmup"] == 3
     assert abs(table["int8"]["accuracy"] - table["pytorch"]["accuracy"]) < 0.05
+    assert summary["metric"] == "accuracy" and summary["split"] == "test"
+    assert summary["picked"] in table and "cpu_flags" in summary
     for name in ("onnx", "int8"):
         meta = json.loads((digits_run.dir.variants / name / "package.json").read_text())
         assert meta["files"] == {"weights": None, "onnx": "model.onnx"}

@@ -65,6 +65,7 @@ from launchml.cli import (  # noqa: E402,F401  (register the verbs)
     explain,
     federate,
     inspect,
+    optimize,
     package,
     predict,
     quickstart,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # the built-in image networks and the module that registers each; their names are known
 # (config validation) before torch is imported, their builders load on first use
 BUILTIN_NETWORKS = {"seed_cnn": "launchml.models.seed_cnn",
+                    "seed_cnn_small": "launchml.models.seed_cnn",  # optimize.distill's student
                     "timm": "launchml.models.timm_family"}
 
 

@@ -1,20 +1,39 @@
-"""ONNX export with a parity check, and a dynamic int8 ONNX Runtime variant.
+"""Stage 3: quantize, prune and distill the trained model; measure every variant the
+same way; pick the one to deploy.
 
-Each variant is a full model package under ``variants/<name>/`` (package.json
-+ model.onnx), so any of them can be served. ``variants/summary.json`` holds
-the trade-off table: size, batch-1 latency (p50, p95), accuracy on the evaluation
-split, and the largest output difference from the PyTorch model.
+Variants (``optimize.variants``), each a full model package under ``variants/<name>/``:
+
+- ``onnx``: the network exported to ONNX (fp32), with a parity check;
+- ``int8``: ONNX Runtime int8, static (QDQ, per-channel, calibrated on training rows)
+  for convolutional and dense networks, dynamic for transformer-like graphs
+  (``quantize.int8_method``); ``int8_static`` / ``int8_dynamic`` force one kind;
+- ``fp16``: float16 weights and compute, for GPU engines;
+- ``pruned``: channels removed (torch-pruning), fine-tuned briefly, exported;
+- ``distilled``: a student trained on the teacher's outputs (``distill.py``).
+
+Every variant, and the trained model as the reference (``pytorch``: fp32 eager),
+is measured on the held-out split (test, else validation) by ``measure.py``: the
+task's metric, size on disk, parameters, FLOPs, batch-1 latency p50/p95 and
+batch-64 throughput on the engine that serves it, and peak memory. The table goes
+to ``variants/summary.json`` (``{"rows": [...], "picked": name, ...}``). The
+``pick`` rule chooses the deployed variant; a variant that breaks a bound is
+never picked, and its row says why. A variant that cannot be built (an op the
+exporter or quantizer does not support, a layer the pruner cannot follow) gets a
+row naming the blocking op or layer, and the stage goes on with the others.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from launchml import console
 from launchml.configbase import StrictModel
@@ -27,17 +46,121 @@ if TYPE_CHECKING:
 
     from launchml.deploy.predictor import Predictor
 
+VARIANTS = ("onnx", "int8", "int8_static", "int8_dynamic", "fp16", "pruned", "distilled")
+NEEDS_ONNX = ("onnx", "int8", "int8_static", "int8_dynamic", "fp16")
+SUMMARY_VERSION = 2
+
+
+class PruneConfig(StrictModel):
+    """``optimize.prune:`` structured channel pruning."""
+
+    ratio: float = Field(0.5, gt=0.0, lt=1.0, description="share of each layer's channels "
+                         "(conv filters, dense units) removed; the output layer is kept")
+    finetune_epochs: int = Field(2, ge=0, description="epochs of fine-tuning after pruning, "
+                                 "by the normal trainer with the run's train settings")
+
+
+class DistillConfig(StrictModel):
+    """``optimize.distill:`` the student and how it learns from the teacher."""
+
+    student: str = Field("auto", description="auto (seed_cnn_small for an image network, "
+                         "lightgbm for a table), seed_cnn_small, seed_cnn, timm:<name>, "
+                         "mlp or lightgbm")
+    temperature: float = Field(4.0, gt=0.0, description="softens the teacher's outputs")
+    alpha: float = Field(0.7, ge=0.0, le=1.0, description="weight of the soft-target loss; "
+                         "1 - alpha weights the loss on the labels")
+    epochs: int | None = Field(None, ge=1, description="student epochs; null: train.epochs")
+    synthetic_rows: float = Field(1.0, ge=0.0, description="lightgbm student: synthetic "
+                                  "rows labelled by the teacher, as a multiple of the "
+                                  "training rows")
+
+    @field_validator("student")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from launchml.models import is_network
+
+        if v in ("auto", "mlp", "lightgbm") or is_network(v):
+            return v
+        raise ValueError("use auto, mlp, lightgbm, seed_cnn_small, seed_cnn or timm:<name>")
+
+
+# pick.by -> (row key, best is min or max)
+PICK_BY: dict[str, tuple[str, Callable[..., Any]]] = {
+    "latency_p50": ("latency_p50_ms", min), "latency_p95": ("latency_p95_ms", min),
+    "throughput_b64": ("throughput_b64", max), "size_mb": ("size_mb", min),
+    "metric": ("metric", max)}
+
+
+class PickConfig(StrictModel):
+    """``optimize.pick:`` which measured variant is deployed."""
+
+    by: Literal["latency_p50", "latency_p95", "throughput_b64", "size_mb", "metric"] = Field(
+        "latency_p50", description="what the picked variant is best at")
+    max_accuracy_drop: float | None = Field(
+        0.01, ge=0.0, description="largest drop of the task's metric (accuracy; R2 for "
+        "regression) below the trained model's, on the held-out split; null: any")
+    max_size_mb: float | None = Field(None, gt=0.0, description="largest size on disk (MB); "
+                                      "null: any")
+
 
 class OptimizeConfig(StrictModel):
-    """``optimize:`` which variants to build and how to check them."""
+    """``optimize:`` which variants to build, how to measure them, which to deploy."""
 
-    onnx: bool = Field(True, description="export model.onnx (needed by the int8 variant)")
-    int8: bool = Field(True, description="dynamic int8 quantization with ONNX Runtime")
+    variants: list[str] = Field(["onnx", "int8"], description=f"any of {', '.join(VARIANTS)}")
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    # opt-in: a picked variant answers differently from the trained model (int8 rounds),
+    # so a run deploys one only when its config asks (pick: {by: latency_p50, ...})
+    pick: PickConfig | None = Field(None, description="which variant to deploy, e.g. {by: "
+                                    "latency_p50, max_accuracy_drop: 0.01}; null: the trained "
+                                    "model as it is (the table is still measured)")
+    calibration_rows: int = Field(128, ge=1, description="training rows that calibrate "
+                                  "static int8 activation ranges")
     parity_tolerance: float = Field(
         1e-3, gt=0.0, description="max abs logit difference ONNX vs PyTorch before a warning"
     )
     parity_rows: int = Field(64, ge=1, description="rows of the evaluation split compared")
     latency_runs: int = Field(20, ge=1, description="timed batch-1 calls per variant")
+    warmup: int = Field(3, ge=0, description="untimed calls before timing, per variant")
+    throughput_runs: int = Field(5, ge=1, description="timed batch-64 calls per variant")
+    memory: bool = Field(True, description="measure each variant's peak memory in a fresh "
+                         "process (about a second per variant)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_switches(cls, data: Any) -> Any:
+        """``onnx: false`` / ``int8: false`` (before variants lists) drop those variants."""
+        if not isinstance(data, dict) or not {"onnx", "int8"} & set(data):
+            return data
+        data = dict(data)
+        variants = list(data.get("variants", ["onnx", "int8"]))
+        for key in ("onnx", "int8"):
+            if key in data and not data.pop(key):
+                variants = [v for v in variants if v != key]
+        data["variants"] = variants
+        return data
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: list[str]) -> list[str]:
+        import difflib
+
+        for name in v:
+            if name not in VARIANTS:
+                hint = difflib.get_close_matches(name, VARIANTS, n=1)
+                raise ValueError(f"unknown variant {name!r}; the variants are "
+                                 f"{', '.join(VARIANTS)}"
+                                 + (f". Did you mean {hint[0]!r}?" if hint else ""))
+        return list(dict.fromkeys(v))
+
+    @property
+    def onnx(self) -> bool:
+        """Whether the fp32 ONNX variant is built (kept for older readers)."""
+        return "onnx" in self.variants
+
+    @property
+    def int8(self) -> bool:
+        return any(v.startswith("int8") for v in self.variants)
 
 
 def export_onnx(model: torch.nn.Module, sample: dict[str, np.ndarray], path: Path) -> Path:
@@ -59,25 +182,20 @@ def export_onnx(model: torch.nn.Module, sample: dict[str, np.ndarray], path: Pat
 
 
 def quantize_int8(src: Path, dst: Path) -> Path:
-    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+    """Dynamic int8 (the variant before static calibration existed)."""
+    from launchml.optimize.quantize import quantize_dynamic
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    pre = dst.with_name("preprocessed.onnx")
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    with atomic_path(dst, suffix=".onnx") as tmp:
-        # weights int8 (convolutions and dense layers), activations quantized per call
-        quantize_dynamic(pre, tmp, weight_type=QuantType.QInt8)
-    pre.unlink()
-    return dst
+    return quantize_dynamic(src, dst)
 
 
-def _latency_ms(predictor: Predictor, one: dict[str, np.ndarray], runs: int) -> dict[str, Any]:
-    """Batch-1 latency over ``runs`` timed calls (after 3 warm-up calls): p50, p95 and runs.
+def _latency_ms(predictor: Predictor, one: dict[str, np.ndarray], runs: int,
+                warmup: int = 3) -> dict[str, Any]:
+    """Batch-1 latency over ``runs`` timed calls (after ``warmup`` calls): p50, p95, runs.
 
     One median hides a noisy machine; p95 shows the spread. ``latency_ms_batch1``
     (the p50) stays for readers of older summaries.
     """
-    for _ in range(3):
+    for _ in range(warmup):
         predictor.logits(one)
     times = []
     for _ in range(runs):
@@ -86,17 +204,20 @@ def _latency_ms(predictor: Predictor, one: dict[str, np.ndarray], runs: int) -> 
         times.append((time.perf_counter() - t0) * 1000)
     p50, p95 = (round(float(q), 3) for q in np.percentile(times, [50, 95]))
     return {"latency_ms_batch1": p50, "latency_ms_p50": p50, "latency_ms_p95": p95,
-            "latency_runs": len(times)}
+            "latency_p50_ms": p50, "latency_p95_ms": p95, "latency_runs": len(times)}
 
 
 def _measure(predictor: Predictor, inputs, y, size: int, cfg: OptimizeConfig,
-             reference: np.ndarray | None) -> dict[str, Any]:
+             reference: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray]:
+    """The task's metric on all rows, size and batch-1 latency of one variant."""
     logits = predictor.logits(inputs)
     metrics = predictor.task.metrics(y, logits, predictor.package.threshold)
     row: dict[str, Any] = {
         "engine": predictor.engine,
         "size_bytes": size,
-        **_latency_ms(predictor, {k: v[:1] for k, v in inputs.items()}, cfg.latency_runs),
+        "size_mb": round(size / 1e6, 4),
+        **_latency_ms(predictor, {k: v[:1] for k, v in inputs.items()}, cfg.latency_runs,
+                      cfg.warmup),
         **{k: round(metrics[k], 6) for k in ("accuracy", "rmse", "r2") if k in metrics},
     }
     if reference is not None:
@@ -105,56 +226,448 @@ def _measure(predictor: Predictor, inputs, y, size: int, cfg: OptimizeConfig,
     return row, logits
 
 
-def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared,
-             run: RunDir) -> dict[str, dict[str, Any]]:
-    from launchml.deploy.predictor import Predictor
+class _Builder:
+    """Builds the variants of one package; each method returns (package, engine,
+    extra row fields); the network a variant was made from sets FLOPs/params."""
 
+    def __init__(self, cfg: OptimizeConfig, package: Package, prepared: Prepared,
+                 run: RunDir, run_config: Any, base: Predictor) -> None:
+        self.cfg, self.package, self.prepared, self.run = cfg, package, prepared, run
+        self.run_config, self.base = run_config, base
+        self.task = package.task
+        self.member = None
+        if base.neural:
+            from launchml.optimize.networks import neural_member
+
+            self.member = neural_member(base)
+        self._onnx: Path | Exception | None = None
+        self.nets: dict[str, Any] = {}  # variant -> the torch network it runs
+        self.feeds_of: dict[str, Any] = {}  # variant -> its network's inputs, where not the
+        # trained member's (a student with another plan)
+        self.direct: Any = None  # a lightgbm student's reference, trained on the labels
+
+    # -- data ----------------------------------------------------------------
+    def split(self, name: str) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        if self.prepared.split(name) is None:
+            return None
+        return split_arrays(self.prepared, name)
+
+    def calibration_feeds(self) -> dict[str, np.ndarray]:
+        x, _ = self.split("train")
+        n = len(next(iter(x.values())))
+        idx = np.sort(np.random.default_rng(self.run_config.seed).choice(
+            n, size=min(self.cfg.calibration_rows, n), replace=False))
+        return self.member.feeds({k: np.asarray(v[idx]) for k, v in x.items()})
+
+    def needs_neural(self, name: str) -> None:
+        if self.member is None:
+            fams = [m["family"] for m in self.package.meta["model"]["members"]]
+            raise _Blocked(f"{name} needs a neural member (seed_cnn, timm:<name> or mlp); "
+                           f"this package holds {', '.join(fams)}")
+
+    # -- ONNX ----------------------------------------------------------------
+    def onnx_file(self) -> Path:
+        if self._onnx is None:
+            out = self.run.variants / "onnx"
+            try:
+                x, _ = self.split(pick_split(self.prepared, "auto"))
+                self._onnx = export_onnx(self.member.net, self.member.feeds(x), out / ONNX)
+            except Exception as e:  # noqa: BLE001 - every variant that needs it says why
+                self._onnx = _Blocked(f"ONNX export failed at {_blocking_op(e)}")
+        if isinstance(self._onnx, Exception):
+            raise self._onnx
+        return self._onnx
+
+    def onnx_variant(self, name: str, graph: Path) -> Package:
+        return _variant_package(self.package, self.run.variants / name, graph, name)
+
+    def build(self, name: str) -> tuple[Package, str, dict[str, Any]]:
+        if name == "distilled":
+            return self.distilled()
+        self.needs_neural(name)
+        self.nets[name] = self.member.net
+        if name == "onnx":
+            return self.onnx_variant("onnx", self.onnx_file()), "onnx", {}
+        if name == "pruned":
+            return self.pruned()
+        from launchml.optimize import quantize as q
+
+        src = self.onnx_file()
+        out = self.run.variants / name / ONNX
+        extra: dict[str, Any] = {}
+        if name.startswith("int8"):
+            method = name.removeprefix("int8_") if name != "int8" else None
+            why = "as configured"
+            if method is None:
+                method, why = q.int8_method(src)
+            extra = {"method": f"int8 {method}", "method_reason": why}
+            try:
+                if method == "static":
+                    q.quantize_static(src, out, self.calibration_feeds())
+                    extra["calibration_rows"] = min(self.cfg.calibration_rows,
+                                                    len(self.prepared.splits["train"]))
+                else:
+                    q.quantize_dynamic(src, out)
+            except Exception as e:  # noqa: BLE001
+                raise _Blocked(f"int8 {method} quantization failed at {_blocking_op(e)}") from e
+        elif name == "fp16":
+            q.to_fp16(src, out)
+            extra = {"method": "fp16 (inputs and outputs float32)"}
+        return self.onnx_variant(name, out), "onnx", extra
+
+    # -- pruning -------------------------------------------------------------
+    def pruned(self) -> tuple[Package, str, dict[str, Any]]:
+        import copy
+
+        from launchml.optimize.networks import fit_network, trainer_data
+        from launchml.optimize.prune import prune_network
+
+        m = self.member
+        net = copy.deepcopy(m.net)
+        x, y = self.split("train")
+        feeds = m.feeds({k: np.asarray(v[:2]) for k, v in x.items()})
+        try:
+            prune_network(net, feeds, self.cfg.prune.ratio)
+        except Exception as e:  # noqa: BLE001 - the message names the layer
+            raise _Blocked(str(e)) from e
+        epochs = self.cfg.prune.finetune_epochs
+        if epochs:
+            valid = self.split("validation")
+            data = trainer_data(m.types, self.task, (m.feeds(x), y),
+                                None if valid is None else (m.feeds(valid[0]), valid[1]),
+                                self.package.preprocessing)
+            train_cfg = self.run_config.train.model_copy(update={"epochs": epochs,
+                                                                 "patience": None})
+            console.info(f"optimize: fine-tuning the pruned network for {epochs} epoch(s)")
+            net = fit_network(net, self.task, data, train_cfg=train_cfg,
+                              run_root=self.run.root / "optimize", seed=self.run_config.seed,
+                              name="pruned")
+        self.nets["pruned"] = net
+        out = self.run.variants / "pruned"
+        graph = self._export(net, out, "pruned")
+        return self.onnx_variant("pruned", graph), "onnx", {
+            "method": f"channels pruned {self.cfg.prune.ratio:.0%}, fine-tuned {epochs} "
+                      f"epoch(s)"}
+
+    def _export(self, net: Any, out: Path, name: str) -> Path:
+        x, _ = self.split(pick_split(self.prepared, "auto"))
+        try:
+            return export_onnx(net, self.member_feeds_for(x), out / ONNX)
+        except Exception as e:  # noqa: BLE001
+            raise _Blocked(f"ONNX export of the {name} network failed at "
+                           f"{_blocking_op(e)}") from e
+
+    def member_feeds_for(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.member.feeds({k: np.asarray(v[:2]) for k, v in x.items()})
+
+    # -- distillation --------------------------------------------------------
+    def student_name(self) -> str:
+        student = self.cfg.distill.student
+        if student != "auto":
+            return student
+        return "seed_cnn_small" if self.member is not None and \
+            self.member.types == {"image": "image"} else "lightgbm"
+
+    def distilled(self) -> tuple[Package, str, dict[str, Any]]:
+        student = self.student_name()
+        if student == "lightgbm":
+            return self.distilled_lightgbm()
+        return self.distilled_network(student)
+
+    def teacher_raw(self, x: dict[str, np.ndarray]) -> np.ndarray:
+        return self.base.logits(x)
+
+    def distilled_network(self, student: str) -> tuple[Package, str, dict[str, Any]]:
+        import torch
+        from safetensors.torch import save_file
+
+        from launchml.models import is_network
+        from launchml.optimize.distill import DistillTask, distilled
+        from launchml.optimize.networks import TEACHER, fit_network, trainer_data
+
+        d = self.cfg.distill
+        states = self.package.preprocessing
+        x, y = self.split("train")
+        valid = self.split("validation")
+        torch.manual_seed(self.run_config.seed)
+        if is_network(student):
+            column = next((c.name for c in self.package.schema.inputs if c.type == "image"),
+                          None)
+            if self.member is None or self.member.types != {"image": "image"}:
+                raise _Blocked(f"student {student} takes one image column; this model's "
+                               "inputs are not one image. Fix: optimize.distill.student: mlp "
+                               "or lightgbm")
+            from launchml.models.network_family import build_network
+
+            net = build_network({"name": student}, column, states[column], self.task,
+                                for_loading=False)
+            spec = {"family": student, "weight": 1.0, "files": {"weights": WEIGHTS},
+                    "network": net.package_spec, "column": column}
+            def feeds(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                return {"image": a[column]}
+
+            types = {"image": "image"}
+        elif student == "mlp":
+            from launchml.models.plan import make_plan, pack
+            from launchml.models.table_net import TableNet
+
+            plan = make_plan(states, x)
+            mlp_cfg = self.run_config.model.mlp
+            net = TableNet(plan, states, mlp_cfg, self.task.num_outputs)
+            spec = {"family": "mlp", "weight": 1.0, "files": {"weights": WEIGHTS},
+                    "plan": plan, "config": self.run_config.model.model_dump(mode="json")}
+            def feeds(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                return pack(plan, a)
+
+            types = {"numbers": "number", "categories": "category",
+                     **{k: states[c]["type"] for k, c in plan["encoders"]}}
+        else:  # pragma: no cover - validated by DistillConfig
+            raise _Blocked(f"unknown student {student}")
+
+        def with_teacher(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {**feeds(arrays), TEACHER: self.teacher_raw(arrays).astype(np.float32)}
+
+        data = trainer_data({**types, TEACHER: "number"}, self.task, (with_teacher(x), y),
+                            None if valid is None else (with_teacher(valid[0]), valid[1]),
+                            states)
+        epochs = d.epochs or self.run_config.train.epochs
+        train_cfg = self.run_config.train.model_copy(update={"epochs": epochs})
+        console.info(f"optimize: distilling into {student} for {epochs} epoch(s) "
+                     f"(T={d.temperature}, alpha={d.alpha})")
+        wrapped = fit_network(distilled(net), DistillTask(self.task, d.temperature, d.alpha),
+                              data, train_cfg=train_cfg, run_root=self.run.root / "optimize",
+                              seed=self.run_config.seed, name="distilled")
+        net = wrapped.student.eval()
+        self.nets["distilled"] = net
+        out = self.run.variants / "distilled"
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+        with atomic_path(out / WEIGHTS) as tmp:
+            save_file(state, str(tmp))
+        ex = {k: np.asarray(v[:2]) for k, v in feeds(x).items()}
+        try:
+            graph = export_onnx(net, ex, out / ONNX)
+        except Exception as e:  # noqa: BLE001
+            raise _Blocked(f"ONNX export of the student failed at {_blocking_op(e)}") from e
+        self.feeds_of["distilled"] = feeds
+        pkg = save_package(
+            out, schema=self.package.schema, model_spec={"name": student, "members": [spec]},
+            preprocessing=states, metrics={"variant": "distilled"},
+            provenance=self.package.meta["provenance"], onnx_file=graph,
+            threshold=self.package.threshold, source=self.package.source,
+            files={"weights": WEIGHTS})
+        return pkg, "onnx", {"method": f"student {student} on the teacher's soft targets "
+                             f"(T={d.temperature}, alpha={d.alpha}, {epochs} epochs)",
+                             "student": student}
+
+    def distilled_lightgbm(self) -> tuple[Package, str, dict[str, Any]]:
+        from launchml.models.families import FitContext, LightGBMFamily
+        from launchml.optimize.distill import munge, teacher_targets
+
+        task, states = self.task, self.package.preprocessing
+        if task.name == "multilabel":
+            raise _Blocked("a lightgbm student cannot learn multilabel outputs. Fix: "
+                           "optimize.distill.student: mlp")
+        if not LightGBMFamily.applies(states):
+            raise _Blocked("a lightgbm student needs number/category columns. Fix: "
+                           "optimize.distill.student: auto or a network")
+        x, y = self.split("train")
+        valid = self.split("validation")
+        extra = int(round(self.cfg.distill.synthetic_rows * len(y)))
+        rows = {k: np.asarray(v) for k, v in x.items()}
+        if extra:
+            fake = munge(rows, extra, self.run_config.seed)
+            rows = {k: np.concatenate([rows[k], fake[k]]) for k in rows}
+        labels = teacher_targets(task, self.teacher_raw(rows), self.package.threshold)
+        ctx = FitContext(task=task, states=states, cfg=self.run_config, run=self.run)
+        console.info(f"optimize: distilling into lightgbm on {len(labels)} teacher-labelled "
+                     f"rows ({extra} synthetic)")
+        student = LightGBMFamily(ctx).fit((rows, labels), valid)
+        direct = LightGBMFamily(ctx).fit((x, y), valid)  # the reference: labels only
+        out = self.run.variants / "distilled"
+        out.mkdir(parents=True, exist_ok=True)
+        spec = student.save(out)
+        pkg = save_package(
+            out, schema=self.package.schema,
+            model_spec={"name": "lightgbm", "members": [{"family": "lightgbm", "weight": 1.0,
+                                                         **spec}]},
+            preprocessing=states, metrics={"variant": "distilled"},
+            provenance=self.package.meta["provenance"], threshold=self.package.threshold,
+            source=self.package.source, files=spec["files"])
+        self.direct = direct
+        return pkg, "lightgbm", {"method": f"lightgbm on the teacher's outputs ({extra} "
+                                 "synthetic rows)", "student": "lightgbm"}
+
+
+class _Blocked(Exception):
+    """A variant that cannot be built; the message names the blocking op or layer."""
+
+
+_OP = re.compile(r"(aten::[\w.]+|onnx::\w+|node (?:with name )?'?[\w/.:-]+'?|"
+                 r"\b[A-Z]\w+\(\d+\) node[^.\n]*|op(?:erator)? '?[\w.:]+'?)")
+
+
+def _blocking_op(err: BaseException) -> str:
+    """The op or node an exporter/quantizer error names, and its first line."""
+    text = "\n".join(str(e) for e in _chain(err))
+    found = _OP.search(text)
+    first = next((line.strip() for line in text.splitlines() if line.strip()),
+                 type(err).__name__)
+    where = found.group(0) if found else type(err).__name__
+    return f"{where}: {first[:300]}"
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    out, e = [], err
+    while e is not None and e not in out:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def _measure_row(builder: _Builder, name: str, pkg: Package, engine: str,
+                 inputs: dict[str, np.ndarray], y: np.ndarray, ref: np.ndarray | None
+                 ) -> tuple[dict[str, Any], np.ndarray]:
+    """The whole measurement of one variant on its serving engine."""
+    from launchml.deploy.predictor import Predictor
+    from launchml.optimize import measure
+
+    cfg = builder.cfg
+    predictor = Predictor(pkg, engine=engine)  # type: ignore[arg-type]
+    neural_file = WEIGHTS if engine == "torch" else ONNX
+    row, logits = _measure(predictor, inputs, y, _size(pkg, neural_file), cfg, ref)
+    row["engines"] = predictor.engines  # what serves each member, e.g. lightgbm+onnx
+    batch = measure.batch_of(inputs, 64)
+    row["throughput_b64"] = measure.throughput(predictor, batch, cfg.throughput_runs,
+                                               cfg.warmup)
+    row["threads"] = measure.engine_threads(predictor.engine)
+    row["warmup"], row["repeats"] = cfg.warmup, cfg.latency_runs
+    row["throughput_repeats"] = cfg.throughput_runs
+    net = builder.nets.get(name)
+    if net is not None:
+        feeds = builder.feeds_of.get(name) or builder.member.feeds
+        row["flops"], row["params"] = measure.flops_and_params(
+            net, feeds({k: np.asarray(v[:1]) for k, v in inputs.items()}))
+    if cfg.memory:
+        row["peak_memory_mb"] = measure.peak_memory_mb(pkg.path, predictor.engine,
+                                                       measure.batch_of(inputs, 64))
+    return row, logits
+
+
+def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared, run: RunDir, *,
+             run_config: Any = None) -> dict[str, dict[str, Any]]:
+    """Build, measure and pick; returns the rows by variant name (also written to
+    ``variants/summary.json`` with the pick)."""
+    from launchml.deploy.predictor import Predictor
+    from launchml.optimize.measure import cpu_info
+    from launchml.optimize.pick import pick
+
+    if run_config is None:  # the config the package was trained with
+        from launchml.config import RunConfig
+
+        run_config = RunConfig.load(package.meta["provenance"]["config"])
     split = pick_split(prepared, "auto")
     inputs, y = split_arrays(prepared, split)
     base = Predictor(package, engine="torch")
+    builder = _Builder(cfg, package, prepared, run, run_config, base)
+    wanted = [v for v in cfg.variants if builder.member is not None or v == "distilled"]
+    if not wanted:
+        console.info("optimize: no neural member (LightGBM and linear models serve through "
+                     "their own fast predictors); no ONNX/int8 variants")
+        return {}
+    shutil.rmtree(run.variants, ignore_errors=True)  # a new table: no stale variant stays
+    base_name = "pytorch" if base.neural else "trained"
+    console.info(f"optimize: measuring the trained model on {len(y)} {split} rows")
+    builder.nets[base_name] = builder.member.net if builder.member else None
     table: dict[str, dict[str, Any]] = {}
-    console.info(f"optimize: measuring the PyTorch model on {len(y)} {split} rows")
-    table["pytorch"], ref = _measure(base, inputs, y, _size(package, WEIGHTS), cfg, None)
-    if cfg.onnx or cfg.int8:
-        out = run.variants / "onnx"
-        console.info("optimize: exporting to ONNX, then measuring it")
-        onnx_file = export_onnx(*base.exportable(inputs), out / ONNX)
-        pkg = _variant_package(package, out, onnx_file, "onnx")
-        table["onnx"], _ = _measure(Predictor(pkg, engine="onnx"), inputs, y,
-                                    _size(pkg, ONNX), cfg, ref)
-        if table["onnx"]["max_abs_diff"] > cfg.parity_tolerance:
-            console.warn(f"ONNX parity: max abs difference {table['onnx']['max_abs_diff']:.2e} "
-                         f"> optimize.parity_tolerance {cfg.parity_tolerance:.0e}")
-        if cfg.int8:
-            q_out = run.variants / "int8"
-            console.info("optimize: quantizing to int8 (ONNX Runtime), then measuring it")
-            q_file = quantize_int8(onnx_file, q_out / ONNX)
-            qpkg = _variant_package(package, q_out, q_file, "int8")
-            table["int8"], _ = _measure(Predictor(qpkg, engine="onnx"), inputs, y,
-                                        _size(qpkg, ONNX), cfg, ref)
-        if not cfg.onnx:
-            shutil.rmtree(out)
-            del table["onnx"]
-    for row in table.values():
-        row["split"] = split
-        base_row = table["pytorch"]
-        row["size_ratio"] = round(row["size_bytes"] / base_row["size_bytes"], 4)
-        row["speedup"] = round(base_row["latency_ms_p50"] / row["latency_ms_p50"], 3)
-    write_json(run.variants / "summary.json", table)
-    _print_table(table)
-    return table
+    table[base_name], ref = _measure_row(builder, base_name, package, "torch", inputs, y, None)
+    table[base_name]["method"] = "fp32, eager PyTorch" if base.neural else "as trained"
+    for name in wanted:
+        console.info(f"optimize: building {name}, then measuring it")
+        try:
+            pkg, engine, extra = builder.build(name)
+            row, _ = _measure_row(builder, name, pkg, engine, inputs, y, ref)
+            table[name] = {**row, **extra}
+        except Exception as e:  # noqa: BLE001 - one variant's failure never ends the stage
+            reason = str(e) if isinstance(e, _Blocked) else \
+                f"{type(e).__name__} at {_blocking_op(e)}"
+            console.warn(f"optimize: variant {name} not built: {reason}")
+            if not isinstance(e, _Blocked):
+                console.logger.debug("".join(traceback.format_exception(e)))
+            table[name] = {"variant": name, "error": reason}
+            shutil.rmtree(run.variants / name, ignore_errors=True)
+    if name_dropped := ("onnx" not in cfg.variants and (run.variants / "onnx").exists()):
+        shutil.rmtree(run.variants / "onnx")  # exported for int8 only
+    del name_dropped
+    _distill_report(builder, table, inputs, y)
+    rows = _finish_rows(table, base_name, split)
+    picked = pick(rows, cfg.pick, base_name, package, run.variants)
+    summary = {"version": SUMMARY_VERSION, "split": split, "metric": _metric_name(rows),
+               "reference": base_name, "picked": picked, "pick": None if cfg.pick is None
+               else cfg.pick.model_dump(mode="json"), **cpu_info(), "rows": rows}
+    write_json(run.variants / "summary.json", summary)
+    _print_table({r["variant"]: r for r in rows})
+    if picked != base_name:
+        console.info(f"optimize: picked {picked} (pick.by {cfg.pick.by}); deploy serves it")
+    return {r["variant"]: r for r in rows}
+
+
+def _metric_name(rows: list[dict[str, Any]]) -> str:
+    return "accuracy" if any("accuracy" in r for r in rows) else "r2"
+
+
+def _finish_rows(table: dict[str, dict[str, Any]], base_name: str,
+                 split: str) -> list[dict[str, Any]]:
+    """Ratios against the reference row, the metric under one name, the variant's name."""
+    base = table[base_name]
+    metric = "accuracy" if "accuracy" in base else "r2"
+    rows = []
+    for name, row in table.items():
+        row = {"variant": name, **row, "split": split}
+        if "error" not in row:
+            row["metric_name"] = metric
+            row["metric"] = row.get(metric)
+            if row["metric"] is not None and base.get(metric) is not None:
+                row["metric_drop"] = round(base[metric] - row["metric"], 6)
+            row["size_ratio"] = round(row["size_bytes"] / base["size_bytes"], 4)
+            row["speedup"] = round(base["latency_ms_p50"] / row["latency_ms_p50"], 3)
+            if row.get("flops") and base.get("flops"):
+                row["flops_ratio"] = round(row["flops"] / base["flops"], 4)
+        rows.append(row)
+    return rows
+
+
+def _distill_report(builder: _Builder, table: dict[str, dict[str, Any]],
+                    inputs: dict[str, np.ndarray], y: np.ndarray) -> None:
+    """For a lightgbm student: the directly trained lightgbm's metric and the share of
+    the teacher's gain the student keeps."""
+    from launchml.optimize.distill import gain_kept
+
+    direct = builder.direct
+    row = table.get("distilled")
+    if direct is None or row is None or "error" in row:
+        return
+    raw = direct.predict_raw(inputs)
+    key = "accuracy" if "accuracy" in row else "r2"
+    value = builder.task.metrics(y, raw, builder.package.threshold)[key]
+    teacher = next(iter(table.values()))[key]
+    row["direct_metric"] = round(float(value), 6)
+    row["teacher_metric"] = teacher
+    row["gain_kept"] = gain_kept(teacher, float(value), row[key])
 
 
 def _size(package: Package, neural_file: str) -> int:
     """Bytes of the package's model files: the neural one (weights or ONNX) plus the others."""
-    files = {k: v for k, v in package.meta["files"].items() if v and k not in ("weights", "onnx")}
+    files = {k: v for k, v in package.meta["files"].items()
+             if v and k not in ("weights", "onnx") and not k.startswith("picked")}
     names = [neural_file, *files.values()]
     return sum((package.path / n).stat().st_size for n in names if (package.path / n).exists())
 
 
 def _variant_package(package: Package, out: Path, onnx_file: Path, name: str) -> Package:
     """A servable package of the variant: model.onnx, plus the package's non-neural members."""
-    others = {k: v for k, v in package.meta["files"].items() if v and k not in ("weights", "onnx")}
+    others = {k: v for k, v in package.meta["files"].items()
+              if v and k not in ("weights", "onnx") and not k.startswith("picked")}
     for file in others.values():
         with atomic_path(out / file, suffix=Path(file).suffix) as tmp:
             shutil.copyfile(package.path / file, tmp)
@@ -174,18 +687,33 @@ def _print_table(table: dict[str, dict[str, Any]]) -> None:
 
     if quiet():
         return
-    runs = table["pytorch"]["latency_runs"]
-    t = Table(title="optimize: variants",
-              caption=f"latency: batch 1, {runs} timed call{'s' * (runs != 1)} per variant "
-                      "after 3 warm-up calls (p50 = median; speedup from p50)")
-    metric = "accuracy" if "accuracy" in table["pytorch"] else "r2"
-    for col in ("variant", "size MB", "x size", "p50 ms", "p95 ms", "speedup",
-                metric, "max |diff|"):
+    rich_console.print(trade_off_table(table, Table))
+
+
+def trade_off_table(table: dict[str, dict[str, Any]], table_cls: Any) -> Any:
+    """The rich table of the variants (what ``launchml optimize --list`` prints)."""
+    ok = [r for r in table.values() if "latency_ms_p50" in r]
+    runs = ok[0].get("latency_runs", 0) if ok else 0
+    warm = ok[0].get("warmup", 3) if ok else 3
+    t = table_cls(title="optimize: variants",
+                  caption=f"latency: batch 1, {runs} timed call{'s' * (runs != 1)} per variant "
+                          f"after {warm} warm-up calls (p50 = median; speedup from p50)")
+    metric = "accuracy" if any("accuracy" in r for r in ok) else "r2"
+    for col in ("variant", "engine", "size MB", "x size", "p50 ms", "p95 ms", "speedup",
+                "rows/s b64", "x FLOPs", metric, "max |diff|", "note"):
         t.add_column(col, justify="right")
     for name, row in table.items():
+        if "latency_ms_p50" not in row:
+            t.add_row(name, *["-"] * 10, f"not built: {row.get('error', '')}"[:80])
+            continue
         diff = row.get("max_abs_diff")
-        t.add_row(name, f"{row['size_bytes'] / 1e6:.2f}", f"{row['size_ratio']:.2f}",
+        note = row.get("rejected") or ("picked" if row.get("picked") else "")
+        t.add_row(name, str(row.get("engine", "")), f"{row['size_bytes'] / 1e6:.2f}",
+                  f"{row.get('size_ratio', 1.0):.2f}",
                   f"{row['latency_ms_p50']:.2f}", f"{row['latency_ms_p95']:.2f}",
-                  f"{row['speedup']:.2f}", f"{row.get(metric, float('nan')):.4f}",
-                  "-" if diff is None else f"{diff:.1e}")
-    rich_console.print(t)
+                  f"{row.get('speedup', 1.0):.2f}",
+                  f"{row['throughput_b64']:.0f}" if row.get("throughput_b64") else "-",
+                  f"{row['flops_ratio']:.2f}" if row.get("flops_ratio") else "-",
+                  f"{row.get(metric, float('nan')):.4f}",
+                  "-" if diff is None else f"{diff:.1e}", str(note)[:80])
+    return t
