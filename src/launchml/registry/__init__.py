@@ -22,9 +22,11 @@ if TYPE_CHECKING:
         Registry,
         VersionInfo,
         parse_ref,
+        resolve_model,
     )
 
-__all__ = ["LogEntry", "ModelInfo", "Ref", "Registry", "VersionInfo", "parse_ref"]
+__all__ = ["LogEntry", "ModelInfo", "Ref", "Registry", "VersionInfo", "parse_ref",
+           "resolve_model"]
 
 
 def __getattr__(name: str) -> Any:

@@ -690,3 +690,14 @@ def migrate(engine: Engine) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7214001)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def resolve_model(text: str | Path, *, url: str | None = None) -> Path:
+    """A package path as given, or the files of a registry reference (``cancer@champion``,
+    ``cancer:3``) in the registry at ``url`` (default: LAUNCHML_REGISTRY_URL, else the
+    project's .launchml/registry.db)."""
+    path = Path(text)
+    if path.exists() or not looks_like_ref(str(text)):
+        return path
+    with Registry(url) as reg:
+        return reg.path(str(text))
