@@ -113,7 +113,7 @@ def client_train(msg: Message, context: Context) -> Message:
     node = dict(context.node_config)
     if "data" in node:  # a real site: its own table, checked against the schema
         site = str(node.get("site", node["data"]))
-        data = core.site_data(str(node["data"]), schema, states, site)
+        data = core.site_data(str(node["data"]), schema, states, site, str(cfg.data.target))
         ident = {"site": site}
     else:  # simulation: a partition of the coordinator's prepared rows
         from launchml.federated.coordinator import simulated_partition

@@ -225,8 +225,8 @@ def client_hooks(cfg: Any, state: dict[str, Any], server_round: int) -> list[Any
     return hooks
 
 
-def site_data(table: str | Path, schema: Any, states: dict[str, Any],
-              site: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def site_data(table: str | Path, schema: Any, states: dict[str, Any], site: str,
+              target: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A site's own table, checked against the federation's schema and transformed with
     the federation's fitted preprocessing; DataError naming the columns or classes that
     differ (the client is refused at join)."""
@@ -234,9 +234,8 @@ def site_data(table: str | Path, schema: Any, states: dict[str, Any],
     from launchml.data.tables import read_table
 
     path = Path(table)
-    frame = read_table(path)
-    expected = [c.name for c in schema.inputs]
-    target = schema.target
+    frame, _ = read_table(path)
+    expected = [c.name for c in schema.inputs]  # ``target``: the column's name in the table
     missing = [c for c in [*expected, target] if c not in frame.columns]
     extra = [str(c) for c in frame.columns if c not in expected and c != target]
     if missing or extra:
