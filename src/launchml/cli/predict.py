@@ -11,8 +11,10 @@ from typing import Any
 import typer
 
 from launchml.cli.main import app, handle_errors
+from launchml.deploy.limits import ServerLimits
 
 _ENGINE = typer.Option("auto", "--engine", help="auto | torch | onnx")
+_LIMITS = ServerLimits()  # the server's default limits (a dataclass: no server import)
 # --out suffixes that make a table model write a scored table (input columns + predictions)
 TABLE_OUT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
              ".ndjson": "jsonl"}
@@ -315,12 +317,43 @@ class _TableWriter:
 @handle_errors
 def serve(
     model: Path = typer.Argument(..., help="a model package (runs/<name>/model)"),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    host: str = typer.Option("127.0.0.1", "--host", help="127.0.0.1: this machine only; "
+                             "0.0.0.0: every network interface (warned: no authentication)"),
     port: int = typer.Option(8000, "--port"),
     engine: str = _ENGINE,
+    max_body_mb: float = typer.Option(_LIMITS.max_body_mb, "--max-body-mb",
+                                      help="largest request body, MiB (413 beyond)"),
+    max_batch: int = typer.Option(_LIMITS.max_batch, "--max-batch",
+                                  help="most images in one request (413 beyond)"),
+    max_records: int = typer.Option(_LIMITS.max_records, "--max-records",
+                                    help="most table records or CSV rows in one request"),
+    max_pixels: int | None = typer.Option(
+        None, "--max-pixels", help="most pixels of one image, checked before decoding "
+        "(default: 256 x the model's input size, at least 4096 x 4096; a larger JPEG is "
+        "decoded at 1/2 to 1/8 scale when that fits, anything else is a 413)"),
+    max_concurrent: int = typer.Option(_LIMITS.max_concurrent, "--max-concurrent",
+                                       help="predictions computing at once"),
+    max_queue: int = typer.Option(_LIMITS.max_queue, "--max-queue",
+                                  help="requests waiting for a free slot (503 beyond)"),
+    request_timeout: float = typer.Option(_LIMITS.request_timeout_s, "--request-timeout",
+                                          help="seconds for a request to arrive in full"),
+    idle_timeout: float = typer.Option(_LIMITS.idle_timeout_s, "--idle-timeout",
+                                       help="seconds a silent connection stays open"),
+    max_connections: int = typer.Option(_LIMITS.max_connections, "--max-connections",
+                                        help="open connections; beyond, the oldest idle "
+                                        "one is closed"),
 ) -> None:
-    """Serve the model over REST: POST /v1/predict, GET /healthz, docs at /docs."""
+    """Serve the model over REST: POST /v1/predict, GET /healthz, docs at /docs.
+
+    Every limit has a default that keeps a small machine serving under hostile input
+    (README: "Server limits")."""
+    from launchml.deploy.limits import ServerLimits
     from launchml.deploy.predictor import Predictor
     from launchml.deploy.server import serve as run_server
 
-    run_server(Predictor.load(model, engine=engine), host=host, port=port)  # type: ignore[arg-type]
+    limits = ServerLimits(max_body_mb=max_body_mb, max_batch=max_batch, max_records=max_records,
+                          max_pixels=max_pixels, max_concurrent=max_concurrent,
+                          max_queue=max_queue, request_timeout_s=request_timeout,
+                          idle_timeout_s=idle_timeout, max_connections=max_connections)
+    run_server(Predictor.load(model, engine=engine), host=host, port=port,  # type: ignore[arg-type]
+               limits=limits)

@@ -12,7 +12,10 @@ import hashlib
 import io
 import os
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -30,6 +33,31 @@ _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
+
+
+# The most pixels an image may have, checked from its header before it is decoded, and
+# what to say to raise it. Unset (None) for files given to prepare or predict, which
+# only Pillow's own decompression-bomb check bounds; the server sets it per request
+# (``pixel_limit``, deploy/limits.py), so an upload cannot make it decode a huge image.
+_PIXEL_LIMIT: ContextVar[tuple[int, str] | None] = ContextVar("launchml_pixel_limit",
+                                                              default=None)
+MAX_TARGET_SIDE = 4096  # data.target_size: a larger side is refused (memory: N x H x W x C)
+
+
+class ImageTooLargeError(InputError):
+    """An image has more pixels than the decode limit (the server answers 413)."""
+
+
+@contextmanager
+def pixel_limit(max_pixels: int | None, fix: str = "") -> Iterator[None]:
+    """Within this block (this thread or task), images over ``max_pixels`` are not decoded:
+    a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that fits (Pillow's ``draft``), any
+    other image raises ImageTooLargeError naming its size, the limit and ``fix``."""
+    token = _PIXEL_LIMIT.set(None if max_pixels is None else (int(max_pixels), fix))
+    try:
+        yield
+    finally:
+        _PIXEL_LIMIT.reset(token)
 
 
 class ImageFolderConfig(StrictModel):
@@ -61,6 +89,9 @@ class ImageFolderConfig(StrictModel):
     def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
         if min(v) < 1:
             raise ValueError("both sides must be >= 1 pixel, e.g. [150, 150]")
+        if max(v) > MAX_TARGET_SIDE:  # [100000, 100000] would mean terabytes of arrays
+            raise ValueError(f"each side must be at most {MAX_TARGET_SIDE} pixels (got "
+                             f"{list(v)}); a network input is usually 32 to 512, e.g. [150, 150]")
         return v
 
     def state(self) -> dict[str, Any]:
@@ -124,13 +155,17 @@ def load_image(source: Any, state: dict[str, Any], name: str | None = None) -> n
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     """Convert to 'RGB' or 'L'; 16-bit and float images are scaled to 0..255, not clipped."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.asarray(img)  # its own dtype (2 or 4 bytes a pixel), never a float64 copy
         top = float(arr.max()) if arr.size else 0.0
-        if img.mode.startswith("I;16") or (img.mode == "I" and top > 255):
-            arr = arr / 257.0  # 0..65535 -> 0..255
-        elif img.mode == "F" and top <= 1.0:
-            arr = arr * 255.0
-        img = Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "L")
+        wide = img.mode.startswith("I;16") or (img.mode == "I" and top > 255)  # 0..65535
+        unit = img.mode == "F" and top <= 1.0  # 0..1
+        out = np.empty(arr.shape, np.uint8)
+        step = max(1, (1 << 22) // max(1, arr.shape[1]))  # float64 rows of ~32 MB at a time
+        for r in range(0, arr.shape[0], step):
+            block = arr[r:r + step].astype(np.float64)
+            block = block / 257.0 if wide else block * 255.0 if unit else block
+            out[r:r + step] = np.clip(block, 0, 255).round()
+        img = Image.fromarray(out)
     if img.mode == mode:
         return img
     if img.mode in ("P", "LA", "PA") and mode == "RGB":
@@ -140,14 +175,38 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
 
 def _decode(data: bytes, name: str) -> Image.Image:
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data))  # reads the header only
+        limit = _PIXEL_LIMIT.get()
+        if limit is not None:
+            _fit_limit(img, name, *limit)
         img.load()  # force the full decode: truncated files fail here, not later
         return img
+    except ImageTooLargeError:
+        raise
     except UnidentifiedImageError:
         raise InputError(f"'{name}' is not a readable image (not a format Pillow can "
                          f"decode; expected one of {', '.join(IMAGE_EXTENSIONS)})") from None
     except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"'{name}' is not a readable image ({type(e).__name__}: {e})") from None
+
+
+def _fit_limit(img: Image.Image, name: str, max_pixels: int, fix: str) -> None:
+    """Before decoding: a JPEG over ``max_pixels`` is set to decode at the least reduction
+    (1/2, 1/4, 1/8) that fits; any other image over it raises ImageTooLargeError."""
+    w, h = img.size
+    if w * h <= max_pixels:
+        return
+    if img.format == "JPEG":
+        for s in (2, 4, 8):
+            if -(-w // s) * -(-h // s) <= max_pixels:
+                img.draft(None, (max(1, w // s), max(1, h // s)))
+                break
+        if img.size[0] * img.size[1] <= max_pixels:
+            return
+    raise ImageTooLargeError(
+        f"'{name}' is {w}x{h} pixels ({w * h / 1e6:.1f} million); at most "
+        f"{max_pixels / 1e6:.1f} million are decoded. Fix: send a smaller image"
+        + (f", or {fix}" if fix else "") + ".")
 
 
 def scan_folder(root: str, key: str, where: str | None = None
