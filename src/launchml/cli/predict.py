@@ -26,7 +26,8 @@ ON_BAD_INPUT = ("error", "skip")
 @app.command()
 @handle_errors
 def predict(
-    model: Path = typer.Argument(..., help="a model package (runs/<name>/model)"),
+    model: str = typer.Argument(..., help="a model package (runs/<name>/model), or a "
+                                "registry reference: cancer@champion, cancer:3"),
     inputs: list[Path] = typer.Argument(..., help="image files/folders, or table files"),
     engine: str = _ENGINE,
     out: Path | None = typer.Option(
@@ -43,23 +44,41 @@ def predict(
         "why. A warning counts the bad inputs. A table file that cannot be read at all, or "
         "lacks a column the model needs, is an error row of its own in JSON lines and stops "
         "a scored-table --out."),
+    resume: bool = typer.Option(
+        False, "--resume", help="with --out .csv/.parquet/.jsonl: go on from where an "
+        "interrupted (even killed) run of the same command stopped, without losing or "
+        "repeating rows (scored chunks are kept in .<out>.parts/ until the end)"),
+    chunk_rows: int | None = typer.Option(
+        None, "--chunk-rows", min=1, help="rows (images) scored and saved at a time with "
+        "--out .csv/.parquet/.jsonl (default 4096 rows, 256 images): memory holds one chunk"),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="a progress bar on stderr with --out"),
 ) -> None:
     """One JSON line per image (file, label, probabilities) or table row (file, row, ...).
 
     A table model with --out scored.csv (or .parquet, .jsonl) writes the input rows
     with their predictions instead, chunk by chunk: files of any size fit in memory.
+    An image model with --out .csv/.parquet writes file, prediction and
+    probability_<label> columns (.jsonl: the JSON lines). Such a run can be --resume'd.
     """
     from launchml.deploy.predictor import Predictor
     from launchml.errors import ConfigError
+    from launchml.registry.store import resolve_model
 
     if on_bad_input not in ON_BAD_INPUT:
         raise ConfigError(f"--on-bad-input must be 'error' or 'skip'; got {on_bad_input!r}")
     skip = on_bad_input == "skip"
-    predictor = Predictor.load(model, engine=engine)  # type: ignore[arg-type]
+    predictor = Predictor.load(resolve_model(model), engine=engine)  # type: ignore[arg-type]
     tables = predictor.image_column is None  # inputs are table files, not images
-    if tables and out is not None and out.suffix.lower() in TABLE_OUT:
-        write_scored_table(predictor, inputs, out, skip=skip)
+    if out is not None and out.suffix.lower() in TABLE_OUT:
+        from launchml.deploy.batch import score_to_file
+
+        score_to_file(predictor, inputs, out, resume=resume, skip=skip, chunk=chunk_rows,
+                      progress=progress)
         return
+    if resume:
+        raise ConfigError("--resume needs --out with a .csv, .parquet or .jsonl name (the "
+                          "file whose scored chunks it continues).")
     bad = [0, 0]  # bad inputs, all inputs
     rows = _counted(table_rows(predictor, inputs, skip) if tables
                     else image_rows(predictor, inputs, skip), bad)
