@@ -26,3 +26,36 @@ def export(
     from launchml.deploy.package import export_zip
 
     info(f"export: {export_zip(model, out)}")
+
+
+package_app = typer.Typer(help="ship a model package: a Docker build context",
+                          no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(package_app, name="package")
+
+
+@package_app.command()
+@handle_errors
+def docker(
+    model: str = typer.Argument(..., help="a model package, run folder, or registry "
+                                "reference (cancer@champion)"),
+    out: Path | None = typer.Option(None, "--out", help="the build context folder "
+                                    "(default: docker-<model name>)"),
+    port: int = typer.Option(8000, "--port", help="the port the container serves on"),
+) -> None:
+    """Write a Dockerfile, a slim requirements.txt (the ONNX Runtime engine where the
+    package has model.onnx, no training libraries), a README and the package."""
+    from launchml.console import info, warn
+    from launchml.deploy.docker import write_context
+    from launchml.registry.store import looks_like_ref, parse_ref, resolve_model
+
+    name = parse_ref(model).name if looks_like_ref(model) else None
+    path = resolve_model(model)
+    folder = path.resolve()
+    name = name or (folder.parent.name if folder.name == "model" else folder.name)
+    target = out or Path(f"docker-{name}")
+    made = write_context(path, target, name=name, port=port)
+    info(f"package docker: {target}/ (Dockerfile, requirements.txt: "
+         f"{len(made['requirements'])} packages, engine {made['engine']}, README.md, model/)")
+    if made["training_deps"]:
+        warn(f"package docker: serving this package needs {made['training_deps']}; run the "
+             "optimize stage (model.onnx) for a slim image.")
