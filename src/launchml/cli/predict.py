@@ -335,7 +335,8 @@ class _TableWriter:
 @app.command()
 @handle_errors
 def serve(
-    model: Path = typer.Argument(..., help="a model package (runs/<name>/model)"),
+    model: Path | None = typer.Argument(None, help="a model package (runs/<name>/model); "
+                                        "or use --models"),
     host: str = typer.Option("127.0.0.1", "--host", help="127.0.0.1: this machine only; "
                              "0.0.0.0: every network interface (warned: no authentication)"),
     port: int = typer.Option(8000, "--port"),
@@ -361,18 +362,84 @@ def serve(
     max_connections: int = typer.Option(_LIMITS.max_connections, "--max-connections",
                                         help="open connections; beyond, the oldest idle "
                                         "one is closed"),
+    models: list[str] = typer.Option(
+        [], "--models", help="serve these (comma-separated or repeated) on "
+        "/v1/models/<name>/...: package paths, or with --registry name@alias (followed: a "
+        "moved alias is loaded, smoke-tested and swapped in without a restart), name:3 or "
+        "name; 'route=spec' names the route"),
+    registry: bool = typer.Option(False, "--registry", help="--models are registry "
+                                  "references (LAUNCHML_REGISTRY_URL, else .launchml/)"),
+    api_key_file: Path | None = typer.Option(
+        None, "--api-key-file", help="API keys: lines '<key or sha256:hex> predict[,admin]' "
+        "(also LAUNCHML_API_KEYS); without keys the model routes are open"),
+    workers: int = typer.Option(1, "--workers", min=1, help="server processes sharing the "
+                                "port (each loads the models)"),
+    max_batch_size: int = typer.Option(32, "--max-batch-size", min=1,
+                                       help="inputs scored together (1: no batching)"),
+    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", min=0.0,
+                                      help="how long a batch waits for more inputs"),
+    poll_seconds: float = typer.Option(2.0, "--poll-seconds", min=0.0,
+                                       help="how often aliases are checked (0: never)"),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="allow browser calls "
+                                          "from this origin (repeatable; default: none)"),
+    hash_key: str | None = typer.Option(None, "--hash-key", help="print the key-file line "
+                                        "for this key (predict scope) and exit"),
 ) -> None:
-    """Serve the model over REST: POST /v1/predict, GET /healthz, docs at /docs.
+    """Serve models over REST. One package: POST /v1/predict, GET /healthz, docs at /docs.
+    With --models (and --registry): several models on /v1/models/<name>/predict, micro-
+    batching, API keys, /metrics, /readyz, and roll-outs that follow registry aliases.
 
     Every limit has a default that keeps a small machine serving under hostile input
     (README: "Server limits")."""
     from launchml.deploy.limits import ServerLimits
     from launchml.deploy.predictor import Predictor
     from launchml.deploy.server import serve as run_server
+    from launchml.errors import ConfigError
 
+    if hash_key is not None:
+        from launchml.deploy.auth import hash_key as hashed
+
+        typer.echo(f"{hashed(hash_key)} predict")
+        return
     limits = ServerLimits(max_body_mb=max_body_mb, max_batch=max_batch, max_records=max_records,
                           max_pixels=max_pixels, max_concurrent=max_concurrent,
                           max_queue=max_queue, request_timeout_s=request_timeout,
                           idle_timeout_s=idle_timeout, max_connections=max_connections)
+    if models or registry or workers > 1 or api_key_file is not None:
+        _serve_models([*([str(model)] if model else []), *models], registry, limits,
+                      host=host, port=port, engine=engine, api_key_file=api_key_file,
+                      workers=workers, max_batch_size=max_batch_size,
+                      max_wait_ms=max_wait_ms, poll_seconds=poll_seconds,
+                      cors_origin=cors_origin)
+        return
+    if model is None:
+        raise ConfigError("give a model package, or --models (e.g. launchml serve --registry "
+                          "--models cancer@champion)")
     run_server(Predictor.load(model, engine=engine), host=host, port=port,  # type: ignore[arg-type]
                limits=limits)
+
+
+def _serve_models(specs: list[str], registry: bool, limits: Any, *, host: str, port: int,
+                  engine: str, api_key_file: Path | None, workers: int, max_batch_size: int,
+                  max_wait_ms: float, poll_seconds: float, cors_origin: list[str]) -> None:
+    """The multi-model server (deploy/app.py)."""
+    from launchml import console
+    from launchml.deploy.app import serve_models
+    from launchml.deploy.auth import ApiKeys
+    from launchml.deploy.models import ServeOptions, Source
+    from launchml.deploy.server import exposure_warning
+    from launchml.errors import ConfigError
+
+    items = [s.strip() for spec in specs for s in spec.split(",") if s.strip()]
+    if not items:
+        raise ConfigError("--registry needs --models, e.g. --models cancer@champion")
+    sources = [Source.parse(s, registry=registry) for s in items]
+    keys = ApiKeys.load(api_key_file)
+    if not keys.enabled:
+        warning = exposure_warning(host, port)
+        if warning:
+            console.warn(warning)
+    options = ServeOptions(engine=engine, max_batch_size=max_batch_size,
+                           max_wait_ms=max_wait_ms, poll_s=poll_seconds, limits=limits,
+                           cors_origins=tuple(cors_origin), api_keys=keys)
+    serve_models(sources, options, host=host, port=port, workers=workers)
