@@ -13,6 +13,8 @@ graph does the same operations in int8, so it keeps its source's counts.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -109,8 +111,8 @@ def flops_and_params(net: Any, example: dict[str, np.ndarray]) -> tuple[int | No
 
     params = int(sum(p.numel() for p in net.parameters()))
     one = {k: torch.from_numpy(np.ascontiguousarray(v[:1])) for k, v in example.items()}
-    try:
-        with torch.inference_mode():
+    try:  # its counter prints a note for keyword-only inputs: not for our users
+        with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()):
             macs, _ = tp.utils.count_ops_and_params(net.eval(), one)
     except Exception:  # noqa: BLE001 - a counter that cannot trace: FLOPs unknown, not fatal
         return None, params

@@ -503,18 +503,18 @@ class _Blocked(Exception):
     """A variant that cannot be built; the message names the blocking op or layer."""
 
 
-_OP = re.compile(r"(aten::[\w.]+|onnx::\w+|node (?:with name )?'?[\w/.:-]+'?|"
-                 r"\b[A-Z]\w+\(\d+\) node[^.\n]*|op(?:erator)? '?[\w.:]+'?)")
+_OP = re.compile(r"(aten(?:::|\.)[A-Za-z_]\w*|onnx::\w+|\b[A-Z]\w+\(\d+\) node with name "
+                 r"'[^']*'|node '[^']+'|op(?:erator)? '[\w.:]+')")
 
 
 def _blocking_op(err: BaseException) -> str:
-    """The op or node an exporter/quantizer error names, and its first line."""
-    text = "\n".join(str(e) for e in _chain(err))
-    found = _OP.search(text)
-    first = next((line.strip() for line in text.splitlines() if line.strip()),
-                 type(err).__name__)
-    where = found.group(0) if found else type(err).__name__
-    return f"{where}: {first[:300]}"
+    """The op or node an exporter/quantizer error names (the deepest cause first), and
+    that cause's first line."""
+    chain = _chain(err)[::-1]  # the root cause names the op most precisely
+    found = next((m.group(0) for e in chain if (m := _OP.search(str(e)))), None)
+    root = next((e for e in chain if str(e).strip()), err)
+    first = str(root).strip().splitlines()[0] if str(root).strip() else type(err).__name__
+    return f"{found or type(root).__name__}: {first[:300]}"
 
 
 def _chain(err: BaseException) -> list[BaseException]:
@@ -537,6 +537,8 @@ def _measure_row(builder: _Builder, name: str, pkg: Package, engine: str,
     neural_file = WEIGHTS if engine == "torch" else ONNX
     row, logits = _measure(predictor, inputs, y, _size(pkg, neural_file), cfg, ref)
     row["engines"] = predictor.engines  # what serves each member, e.g. lightgbm+onnx
+    if not predictor.neural:  # trees/linear only: served by their own predictors
+        row["engine"] = "lightgbm"  # the Predictor engine name that loads them
     batch = measure.batch_of(inputs, 64)
     row["throughput_b64"] = measure.throughput(predictor, batch, cfg.throughput_runs,
                                                cfg.warmup)
