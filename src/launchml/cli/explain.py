@@ -20,7 +20,8 @@ def explain(
     rows: str | None = typer.Option(None, "--rows", help="table rows to explain, as in "
                                     "Python: 0:20 (rows 0 to 19), 5 (row 5); default: all"),
     method: str = typer.Option("auto", "--method", help="auto | tree_shap | shapley | "
-                               "integrated_gradients | grad_cam (auto: the one that applies)"),
+                               "integrated_gradients | grad_cam | hires_cam (auto: the one "
+                               "that applies)"),
     target: str | None = typer.Option(None, "--target", help="the label whose output is "
                                       "explained (default: the predicted one; binary: the "
                                       "positive label)"),

@@ -22,7 +22,10 @@ source; each names its baseline and its cost:
                           training median, categories 'missing', text empty) or
                           the mean over ``background`` rows
     integrated_gradients  image networks (Captum), baseline a black image
-    grad_cam              convolutional image networks (Captum), last conv layer
+    grad_cam              convolutional image networks (Captum's LayerGradCam) at the
+                          activations after the last convolution with a map of 7x7
+                          or more
+    hires_cam             the same layer, gradient x activation per position (HiResCAM)
 
 Sequence columns (text, SMILES, protein) also get attributions per token or
 character: layer integrated gradients on the embeddings when every member is a
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
 EXACT_MAX = 10  # columns up to which Shapley values are exact (2^10 coalitions)
 PERMUTATIONS = 16  # antithetic pairs beyond that, and for tokens
 BATCH_ROWS = 16384  # model rows evaluated per call
-METHODS = ("auto", "tree_shap", "shapley", "integrated_gradients", "grad_cam")
+METHODS = ("auto", "tree_shap", "shapley", "integrated_gradients", "grad_cam", "hires_cam")
 
 
 @dataclass
@@ -342,7 +345,7 @@ def applicable(predictor: Predictor) -> list[str]:
         ms = ["integrated_gradients"]
         if _torch_members(predictor) and all(conv_layers(m.net) for m in
                                              _torch_members(predictor)):
-            ms.append("grad_cam")
+            ms += ["grad_cam", "hires_cam"]
         return ms
     ms = ["shapley"]
     if len(members) == 1 and members[0]["family"] == "lightgbm":
@@ -400,7 +403,7 @@ def explain(predictor: Predictor, inputs: Any, *, method: str = "auto",
         raise InputError(_not_applicable(predictor, method, ok))
     out = Explanations()
     for shown, arrays, found in _select(predictor, inputs, rows, names):
-        if method in ("integrated_gradients", "grad_cam"):
+        if method in ("integrated_gradients", "grad_cam", "hires_cam"):
             from launchml.explain.gradients import explain_images
 
             out += explain_images(predictor, arrays, found, method, target)
@@ -413,6 +416,7 @@ def _not_applicable(predictor: Predictor, method: str, ok: list[str]) -> str:
     model = predictor.package.meta["model"]
     families = "+".join(m["family"] for m in model["members"])
     why = {"grad_cam": "Grad-CAM needs a convolutional image network",
+           "hires_cam": "HiResCAM needs a convolutional image network",
            "integrated_gradients": "integrated gradients here explain image networks "
            "(text columns get layer integrated gradients with method='shapley')",
            "tree_shap": "TreeSHAP (LightGBM's pred_contrib) explains a lone LightGBM "

@@ -32,11 +32,18 @@ def conv_layers(net: Any) -> list[Any]:
 CAM_SIDE = 7  # Grad-CAM's layer: the last convolution whose map is at least this wide
 
 
+def _activations() -> tuple[type, ...]:
+    from torch import nn
+
+    return (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardswish)
+
+
 def cam_layer(net: Any, x: torch.Tensor) -> Any:
     """The last Conv2d whose output map is at least ``CAM_SIDE`` on its shorter side (the
     last of all on large images; an earlier one where the last map is 1x1, as for
     seed_cnn on 24x24 digits), else the first."""
     import torch
+    from torch import nn
 
     layers = conv_layers(net)
     sides: dict[int, int] = {}
@@ -49,7 +56,18 @@ def cam_layer(net: Any, x: torch.Tensor) -> Any:
         for h in hooks:
             h.remove()
     wide = [m for m in layers if sides.get(id(m), 0) >= CAM_SIDE]
-    return wide[-1] if wide else layers[0]
+    conv = wide[-1] if wide else layers[0]
+    # Grad-CAM weighs the rectified feature maps: the activation that follows the
+    # convolution (after its pooling / normalization), where there is one before the next
+    order = list(net.modules())
+    for m in order[order.index(conv) + 1:]:
+        if isinstance(m, nn.Conv2d):
+            break
+        if isinstance(m, _activations()):
+            if getattr(m, "inplace", False):
+                m.inplace = False  # the same values; the hook needs its own output tensor
+            return m
+    return conv
 
 
 def torch_combine(task_name: str, raws: list[torch.Tensor], weights: list[float]
@@ -106,10 +124,20 @@ def served_forward(predictor: Predictor, members: list[Any], arrays: dict[str, n
 
 def explain_images(predictor: Predictor, arrays: dict[str, np.ndarray], names: list[Any],
                    method: str, target: str | None) -> list[Explanation]:
-    """Integrated gradients (baseline: a black image) or Grad-CAM (last conv layer of
-    each network, summed), one heat map per image."""
+    """Integrated gradients (baseline: a black image), Grad-CAM or HiResCAM (at the
+    activations after a late convolution of each network, summed), one heat map per image.
+
+    HiResCAM (Draelos & Carin, 2020) multiplies gradient and activation per position
+    instead of averaging the gradient over the map first: where Grad-CAM's averaged
+    gradients cancel (a network that answers through suppressed features gives an
+    all-zero Grad-CAM map), it still shows what the output depends on."""
     import torch
-    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+    from captum.attr import (
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        LayerGradientXActivation,
+    )
 
     from launchml.explain.core import _torch_members
 
@@ -138,9 +166,14 @@ def explain_images(predictor: Predictor, arrays: dict[str, np.ndarray], names: l
             maps = np.zeros(x.shape[:3])
             for m in members:
                 layer = cam_layer(m.net, x[:1])
-                cam = LayerGradCam(forward, layer).attribute(
-                    x, target=[int(i) for i in t], additional_forward_args=others,
-                    relu_attributions=True)
+                if method == "grad_cam":
+                    cam = LayerGradCam(forward, layer).attribute(
+                        x, target=[int(i) for i in t], additional_forward_args=others,
+                        relu_attributions=True)
+                else:  # HiResCAM: gradient x activation per position, summed over channels
+                    cam = LayerGradientXActivation(forward, layer).attribute(
+                        x, target=[int(i) for i in t], additional_forward_args=others)
+                    cam = cam.sum(1, keepdim=True).clamp_min(0)
                 maps += LayerAttribution.interpolate(cam, (h, w), "bilinear")[:, 0] \
                     .detach().numpy()
             base_values = [float("nan")] * len(t)

@@ -49,7 +49,7 @@ def token_method(predictor: Predictor) -> str:
 
 
 BASELINES = {"layer_integrated_gradients": "the padding token's embedding at every position",
-             "linear": "the column left empty (no n-grams)",
+             "linear": "the column without any token (no n-gram features)",
              "token_shapley": "absent tokens replaced by padding"}
 
 
