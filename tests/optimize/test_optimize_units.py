@@ -195,3 +195,26 @@ def test_config_variants_and_old_switches():
     with pytest.raises(launchml.ConfigError, match="optimize.distill.student"):
         launchml.RunConfig.load({"name": "x", "data": {"train": "t.csv", "target": "y"},
                                  "optimize": {"distill": {"student": "xgboost"}}})
+
+
+@pytest.mark.gpu
+def test_fp16_variant_runs_on_the_gpu_engine(digits_run, tmp_path):
+    """The fp16 graph is for GPU engines: on ONNX Runtime's CUDA provider it answers as
+    the fp32 graph does (within fp16 rounding)."""
+    import onnxruntime as ort
+
+    from launchml.data.schema import split_arrays
+    from launchml.optimize.quantize import to_fp16
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu (CUDAExecutionProvider)")
+    src = digits_run.dir.variants / "onnx" / "model.onnx"
+    fp16 = to_fp16(src, tmp_path / "fp16.onnx")
+    x, y = split_arrays(digits_run.prepared, "test")
+    feed = {"image": np.asarray(x["image"], np.float32)}
+    ref = ort.InferenceSession(str(src)).run(None, feed)[0]
+    sess = ort.InferenceSession(str(fp16), providers=["CUDAExecutionProvider"])
+    assert sess.get_providers()[0] == "CUDAExecutionProvider"
+    out = sess.run(None, feed)[0]
+    assert np.abs(out - ref).max() < 0.05
+    assert abs((out.argmax(1) == y).mean() - (ref.argmax(1) == y).mean()) <= 0.01

@@ -110,7 +110,7 @@ def flops_and_params(net: Any, example: dict[str, np.ndarray]) -> tuple[int | No
     import torch_pruning as tp
 
     params = int(sum(p.numel() for p in net.parameters()))
-    one = {k: torch.from_numpy(np.ascontiguousarray(v[:1])) for k, v in example.items()}
+    one = {k: torch.from_numpy(np.array(v[:1])) for k, v in example.items()}  # a copy
     try:  # its counter prints a note for keyword-only inputs: not for our users
         with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()):
             macs, _ = tp.utils.count_ops_and_params(net.eval(), one)

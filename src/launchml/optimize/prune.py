@@ -39,7 +39,7 @@ def prune_network(net: Any, example: dict[str, np.ndarray], ratio: float) -> Any
     import torch_pruning as tp
 
     net = net.eval()
-    one = {k: torch.from_numpy(np.ascontiguousarray(v[:2])) for k, v in example.items()}
+    one = {k: torch.from_numpy(np.array(v[:2])) for k, v in example.items()}  # a copy
     ignored = [output_layer(net)]
     ignored += [m for m in net.modules() if type(m).__name__ in KEPT_WHOLE]
     # modules whose layers feed attention (a transformer encoder) are kept whole too

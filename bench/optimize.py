@@ -1,0 +1,263 @@
+"""The optimize stage's trade-off table: quantized, pruned and distilled variants against
+fp32 eager PyTorch (1.00x), for the article's CNN, a timm resnet18 and one table.
+
+One run, one machine, three real launchml runs (the pipeline's own optimize stage
+builds and measures every variant, so the figures are what ``launchml optimize``
+reports):
+
+  seed_cnn   the article's 150x150 CNN on a generated two-class JPEG folder; variants
+             onnx, int8 (static QDQ, calibrated), pruned 50% (+ fine-tune), distilled
+             into seed_cnn_small
+  resnet18   timm resnet18 (no pretrained weights: nothing downloads) on the same
+             folder; variants onnx, int8, pruned 50% (+ fine-tune)
+  table      breast cancer (scikit-learn's copy), ``model: auto`` (an ensemble);
+             variants onnx, int8 of its neural member, distilled into one LightGBM
+
+With ``torchao`` importable (it is not a launchml dependency: ``pip install --target
+DIR torchao`` and ``PYTHONPATH=DIR``), the CNN also gets a torchao int8 row
+(``Int8DynamicActivationInt8WeightConfig``, eager PyTorch), measured the same way, so
+ONNX Runtime and torchao are compared on this machine.
+
+Run from the repository root with the launchml venv's Python:
+
+    python bench/optimize.py                     # 400 train / 100 test images, 4 epochs
+    python bench/optimize.py --small             # quick check: 80 / 40 images, 1 epoch
+    python bench/optimize.py --json bench/out/optimize.json
+
+Latency: batch 1, p50/p95 of ``--runs`` timed calls after 3 warm-up calls;
+throughput: rows/s at batch 64 (median of 5 calls); both on the engine that serves
+the variant (PyTorch eager for fp32, ONNX Runtime for the others), the engine's
+default threads (recorded). Targets (a 2-core CPU): the CNN's int8 >= 2x faster than
+fp32 eager at batch 1, <= 30% of its size, <= 1 point accuracy lost; resnet18 pruned
+50% cuts FLOPs >= 40% and latency >= 30% (against its fp32 ONNX, the same engine), <= 2
+points lost; the distilled student >= 3x faster than its teacher (both on ONNX
+Runtime), <= 2 points lost. The CPU's flags are printed and written with the figures:
+int8 speed depends on VNNI / AMX. The script exits 0 whether or not targets are met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out" / "optimize"
+KEYS = ("model", "variant", "engine", "metric", "metric_drop", "size_mb", "size_ratio",
+        "latency_p50_ms", "latency_p95_ms", "speedup_vs_fp32_eager", "throughput_b64",
+        "flops_ratio")
+
+
+def _optimize(variants: list[str], runs: int, epochs: int, **extra: Any) -> dict[str, Any]:
+    return {"variants": variants, "latency_runs": runs, "throughput_runs": 5,
+            "prune": {"ratio": 0.5, "finetune_epochs": max(1, epochs // 2)},
+            "distill": {"student": "auto", "temperature": 4.0, "alpha": 0.7,
+                        "epochs": epochs * 2}, **extra}
+
+
+def image_run(name: str, model: str, folder: Path, variants: list[str], args) -> Any:
+    import launchml
+
+    cfg = {"name": name, "output_dir": str(OUT / "runs"), "seed": 0,
+           "data": {"train": str(folder / "train"), "test": str(folder / "test"),
+                    "target_size": [150, 150]},
+           "model": {"name": model}, "train": {"epochs": args.epochs, "batch_size": 32},
+           "optimize": _optimize(variants, args.runs, args.epochs)}
+    return launchml.run(cfg, overwrite=True, stages=["prepare", "train", "optimize"])
+
+
+def table_run(args) -> Any:
+    from sklearn.datasets import load_breast_cancer
+
+    import launchml
+
+    df = load_breast_cancer(as_frame=True).frame.sample(frac=1.0, random_state=0)
+    OUT.mkdir(parents=True, exist_ok=True)
+    df.iloc[:450].to_csv(OUT / "cancer_train.csv", index=False)
+    df.iloc[450:].to_csv(OUT / "cancer_test.csv", index=False)
+    cfg = {"name": "table", "output_dir": str(OUT / "runs"), "seed": 0,
+           "data": {"train": str(OUT / "cancer_train.csv"),
+                    "test": str(OUT / "cancer_test.csv"), "target": "target"},
+           "model": {"name": "auto", "families": ["lightgbm", "linear", "mlp"]},
+           "optimize": _optimize(["onnx", "int8", "distilled"], args.runs, args.epochs)}
+    return launchml.run(cfg, overwrite=True, stages=["prepare", "train", "optimize"])
+
+
+def torchao_row(run: Any, runs: int) -> dict[str, Any] | None:
+    """The CNN with torchao's int8 (dynamic activations, int8 weights) on eager PyTorch."""
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError:
+        return None
+    import io
+
+    import torch
+
+    from launchml.data.schema import split_arrays
+    from launchml.deploy.predictor import Predictor
+
+    predictor = Predictor.load(run.dir.model, engine="torch")
+    net = predictor._model.members[0].net
+    quantize_(net, Int8DynamicActivationInt8WeightConfig())  # its dense layers
+    x, y = split_arrays(run.prepared, "test")
+    logits = predictor.logits(x)
+    acc = predictor.task.metrics(y, logits, predictor.package.threshold)["accuracy"]
+    one = {k: v[:1] for k, v in x.items()}
+    for _ in range(3):
+        predictor.logits(one)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        predictor.logits(one)
+        times.append((time.perf_counter() - t0) * 1000)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    batch = {k: np.asarray(v[np.arange(64) % len(y)]) for k, v in x.items()}
+    t0 = time.perf_counter()
+    predictor.logits(batch)
+    tput = 64 / (time.perf_counter() - t0)
+    p50, p95 = np.percentile(times, [50, 95])
+    return {"variant": "int8_torchao", "engine": "torch+torchao", "metric": round(acc, 6),
+            "size_bytes": buf.getbuffer().nbytes, "latency_p50_ms": round(float(p50), 3),
+            "latency_p95_ms": round(float(p95), 3), "throughput_b64": round(tput, 1),
+            "flops_ratio": 1.0, "method": "torchao Int8DynamicActivationInt8WeightConfig "
+            "(dense layers; convolutions stay fp32)"}
+
+
+def rows_of(model: str, run: Any, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    summary = json.loads((run.dir.variants / "summary.json").read_text())
+    rows = summary["rows"]
+    base = rows[0]
+    out = []
+    for r in [*rows, *extra]:
+        if "error" in r:
+            out.append({"model": model, "variant": r["variant"], "error": r["error"]})
+            continue
+        row = {"model": model, **{k: r.get(k) for k in KEYS if k in r},
+               "variant": r["variant"], "engine": r.get("engine")}
+        row["metric_drop"] = round(base["metric"] - r["metric"], 6)
+        row["size_mb"] = round(r["size_bytes"] / 1e6, 3)
+        row["size_ratio"] = round(r["size_bytes"] / base["size_bytes"], 4)
+        row["speedup_vs_fp32_eager"] = round(base["latency_p50_ms"] / r["latency_p50_ms"], 3)
+        for k in ("params", "peak_memory_mb", "threads", "method", "gain_kept",
+                  "direct_metric"):
+            if r.get(k) is not None:
+                row[k] = r[k]
+        out.append(row)
+    return out
+
+
+def targets(rows: list[dict[str, Any]]) -> list[str]:
+    def get(model: str, variant: str) -> dict[str, Any] | None:
+        return next((r for r in rows if r["model"] == model and r["variant"] == variant
+                     and "error" not in r), None)
+
+    lines = []
+
+    def check(what: str, ok: bool | None, detail: str) -> None:
+        lines.append(f"{'MET ' if ok else 'MISS' if ok is not None else 'n/a '} {what}: "
+                     f"{detail}")
+
+    q = get("seed_cnn", "int8")
+    if q:
+        check("seed_cnn int8 >= 2x fp32 eager, <= 30% size, <= 1 point lost",
+              q["speedup_vs_fp32_eager"] >= 2 and q["size_ratio"] <= 0.30
+              and q["metric_drop"] <= 0.01,
+              f"{q['speedup_vs_fp32_eager']:.2f}x, {q['size_ratio']:.0%} size, "
+              f"{q['metric_drop'] * 100:+.1f} points lost")
+    p, o = get("resnet18", "pruned"), get("resnet18", "onnx")
+    if p and o:
+        cut = 1 - p["latency_p50_ms"] / o["latency_p50_ms"]
+        check("resnet18 pruned 50%: FLOPs -40%, latency -30% (vs its fp32 ONNX), <= 2 "
+              "points lost", (p.get("flops_ratio") or 1) <= 0.6 and cut >= 0.3
+              and p["metric_drop"] <= 0.02,
+              f"FLOPs x{p.get('flops_ratio')}, latency {-cut:+.0%}, "
+              f"{p['metric_drop'] * 100:+.1f} points lost")
+    d, t = get("seed_cnn", "distilled"), get("seed_cnn", "onnx")
+    if d and t:
+        sp = t["latency_p50_ms"] / d["latency_p50_ms"]
+        check("distilled student >= 3x its teacher (both ONNX Runtime), <= 2 points lost",
+              sp >= 3 and d["metric_drop"] <= 0.02,
+              f"{sp:.2f}x, {d['metric_drop'] * 100:+.1f} points lost")
+    return lines
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = (f"{'model':9s} {'variant':13s} {'engine':14s} {'metric':>7s} {'drop':>6s} "
+            f"{'MB':>7s} {'xsize':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'x eager':>8s} "
+            f"{'rows/s':>8s} {'xFLOPs':>6s}")
+    print(head)
+    for r in rows:
+        if "error" in r:
+            print(f"{r['model']:9s} {r['variant']:13s} not built: {r['error'][:90]}")
+            continue
+        fr = r.get("flops_ratio")
+        print(f"{r['model']:9s} {r['variant']:13s} {str(r['engine']):14s} "
+              f"{r['metric']:7.4f} {r['metric_drop']:+6.3f} {r['size_mb']:7.2f} "
+              f"{r['size_ratio']:6.2f} {r['latency_p50_ms']:8.2f} {r['latency_p95_ms']:8.2f} "
+              f"{r['speedup_vs_fp32_eager']:8.2f} {r.get('throughput_b64') or 0:8.0f} "
+              f"{'-' if fr is None else f'{fr:.2f}':>6s}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--small", action="store_true", help="80/40 images, 1 epoch")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--runs", type=int, default=30, help="timed batch-1 calls per variant")
+    ap.add_argument("--only", default="seed_cnn,resnet18,table")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    args.epochs = args.epochs or (1 if args.small else 4)
+    only = set(args.only.split(","))
+    import os
+
+    os.environ.setdefault("LAUNCHML_QUIET", "1")
+    from launchml.data.samples import write_shapes_folder
+    from launchml.optimize.measure import cpu_info
+
+    cpu = cpu_info()
+    print(f"CPU: {cpu['cpu_model']} ({cpu['cpu_count']} logical cores); torch capability "
+          f"{cpu.get('torch_cpu_capability')}; flags: {', '.join(cpu['cpu_flags'])}")
+    folder = OUT / ("shapes-small" if args.small else "shapes")
+    if not folder.exists():
+        n_train, n_test = (40, 20) if args.small else (200, 50)
+        write_shapes_folder(folder, n_train=n_train, n_test=n_test)
+    rows: list[dict[str, Any]] = []
+    seconds: dict[str, float] = {}
+    if "seed_cnn" in only:
+        t0 = time.perf_counter()
+        run = image_run("seed_cnn", "seed_cnn", folder, ["onnx", "int8", "pruned",
+                                                          "distilled"], args)
+        extra = [r for r in [torchao_row(run, args.runs)] if r]
+        rows += rows_of("seed_cnn", run, extra)
+        seconds["seed_cnn"] = round(time.perf_counter() - t0, 1)
+    if "resnet18" in only:
+        t0 = time.perf_counter()
+        run = image_run("resnet18", "timm:resnet18", folder, ["onnx", "int8", "pruned"], args)
+        rows += rows_of("resnet18", run, [])
+        seconds["resnet18"] = round(time.perf_counter() - t0, 1)
+    if "table" in only:
+        t0 = time.perf_counter()
+        run = table_run(args)
+        rows += rows_of("table", run, [])
+        seconds["table"] = round(time.perf_counter() - t0, 1)
+    print_table(rows)
+    checks = targets(rows)
+    print("\n".join(checks))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            **cpu, "small": args.small, "epochs": args.epochs, "latency_runs": args.runs,
+            "warmup": 3, "seconds": seconds, "targets": checks, "rows": rows}, indent=1))
+        print(f"wrote {args.json}")
+    shutil.rmtree(OUT / "runs", ignore_errors=True) if os.environ.get("BENCH_CLEAN") else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
