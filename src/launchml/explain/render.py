@@ -58,7 +58,7 @@ def bars_svg(items: list[tuple[str, float]], *, title: str, xlabel: str,
     scale = max((abs(v) for _, v in items), default=0.0) or 1.0
     mid = left + (width - left - 20) / 2 if any(v < 0 for _, v in items) else left
     span = (width - 20 - mid)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    out = [f'<svg width="{width}" height="{height}" '
            f'role="img" aria-label="{html.escape(title)}">',
            f'<text x="{width / 2}" y="16" text-anchor="middle" font-weight="bold" '
            f'font-size="13">{html.escape(title)}</text>']
