@@ -49,7 +49,8 @@ def _delegate(args: list[str]) -> bool:
     if importlib.util.find_spec("flwr") is not None:
         return False
     py = federated_python()
-    if py is None or Path(sys.executable).resolve() == py.resolve():
+    # by prefix: a venv's bin/python is a link to the same system interpreter
+    if py is None or Path(sys.prefix).resolve() == py.parent.parent.resolve():
         raise MissingDependencyError(
             f"launchml federate needs Flower (the 'federated' extra), in its own environment "
             f"because it pins older FastAPI/Starlette/typer/protobuf. Fix: {INSTALL}")
