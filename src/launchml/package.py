@@ -15,8 +15,14 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import importlib.metadata
+import json
+import os
 import shutil
+import signal
+import stat
+import struct
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +43,16 @@ WEIGHTS = "weights.safetensors"
 ONNX = "model.onnx"
 # version -> function that turns a package.json dict of that version into the next one
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+MB = 1 << 20
+# What a package may hold (a hostile or damaged one is refused before it costs memory/disk)
+MAX_META_BYTES = 64 * MB  # package.json (fitted vocabularies and categories included)
+MAX_ZIP_FILES = 64  # files in a package .zip
+MAX_ZIP_BYTES = 16 * 1024 * MB  # all files of a .zip, uncompressed
+# one zip member's uncompressed size: at most this plus 100 x its compressed size (weights
+# and ONNX compress ~1.1x, JSON ~10x; a zip bomb ~1000x)
+ZIP_SLACK_BYTES, MAX_ZIP_RATIO = 64 * MB, 100
+TEMP_PREFIX = "launchml-package-"  # + "<pid>-": the process that extracted it
 
 
 def _v1_to_v2(meta: dict[str, Any]) -> dict[str, Any]:
@@ -198,20 +214,263 @@ def export_zip(package_dir: str | Path, out: str | Path) -> Path:
     return out
 
 
+_EXTRACTED: list[Path] = []  # this process's extracted packages, removed at exit
+_LOCK = threading.Lock()
+
+
+def _remove_extracted() -> None:
+    with _LOCK:
+        while _EXTRACTED:
+            shutil.rmtree(_EXTRACTED.pop(), ignore_errors=True)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM / SIGINT: remove the extracted packages, then do what was done before."""
+    _remove_extracted()
+    previous = _PREVIOUS.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+_PREVIOUS: dict[int, Any] = {}
+
+
+def _clean_on_exit() -> None:
+    """Remove extracted packages at exit, also on SIGTERM / SIGINT (uvicorn re-raises
+    them after its shutdown, and a signal's default action skips atexit)."""
+    if _PREVIOUS or threading.current_thread() is not threading.main_thread():
+        return
+    atexit.register(_remove_extracted)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        _PREVIOUS[sig] = signal.getsignal(sig)
+        signal.signal(sig, _on_signal)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_extractions(folder: str | None = None) -> list[Path]:
+    """Remove extracted packages (ours: this user's) whose process is gone, e.g. killed
+    with SIGKILL; returns them."""
+    removed = []
+    root = Path(folder or tempfile.gettempdir())
+    for d in root.glob(f"{TEMP_PREFIX}*-*"):
+        pid = d.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        try:
+            owned = d.lstat().st_uid == os.getuid() and stat.S_ISDIR(d.lstat().st_mode)
+        except OSError:
+            continue
+        if pid.isdigit() and owned and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def _check_zip(path: Path, zf: zipfile.ZipFile) -> int:
+    """Refuse unsafe or oversized members before anything is written; the total size."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ZIP_FILES:
+        raise PackageError(f"'{path}' holds {len(infos)} files; a package holds at most "
+                           f"{MAX_ZIP_FILES}. It is not a launchml package zip.")
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        raise PackageError(f"'{path}' holds the same file name twice; it is damaged.")
+    total = 0
+    for info in infos:
+        name = info.filename
+        mode = info.external_attr >> 16
+        if Path(name).is_absolute() or ".." in Path(name).parts or "/" in name or \
+                "\\" in name or info.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+            raise PackageError(f"'{path}': archive member '{name[:200]}' is not a plain file "
+                               "name; a launchml package zip holds regular files only.")
+        if info.file_size > ZIP_SLACK_BYTES + MAX_ZIP_RATIO * info.compress_size:
+            raise PackageError(
+                f"'{path}': '{name}' would unpack to {info.file_size / MB:.0f} MiB from "
+                f"{info.compress_size / MB:.1f} MiB (a zip bomb?); a package file compresses "
+                f"at most {MAX_ZIP_RATIO}x. It is refused.")
+        total += info.file_size
+    if total > MAX_ZIP_BYTES:
+        raise PackageError(f"'{path}' would unpack to {total / MB:.0f} MiB; a package zip "
+                           f"unpacks to at most {MAX_ZIP_BYTES / MB:.0f} MiB.")
+    return total
+
+
 def _unzip(path: Path) -> Path:
-    """Extract a .zip package into a private temporary folder, refusing unsafe member names."""
-    target = Path(tempfile.mkdtemp(prefix="launchml-package-"))
-    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    """Extract a .zip package into a private temporary folder (removed at exit, also on
+    SIGTERM/SIGINT; one left by a killed process is removed at the next start), after
+    checking every member: plain regular files, bounded count and sizes."""
+    remove_stale_extractions()
     try:
         with zipfile.ZipFile(path) as zf:
-            for member in zf.namelist():
-                if Path(member).is_absolute() or ".." in Path(member).parts or "/" in member:
-                    raise PackageError(f"'{path}': archive member '{member}' is not a plain "
-                                       "file name; a launchml package zip holds files only.")
-            zf.extractall(target)
-    except zipfile.BadZipFile as e:
+            total = _check_zip(path, zf)
+            free = shutil.disk_usage(tempfile.gettempdir()).free
+            if total > free:
+                raise PackageError(f"'{path}' unpacks to {total / MB:.0f} MiB but the temp "
+                                   f"folder has {free / MB:.0f} MiB free. Fix: free space or "
+                                   "set TMPDIR, or unzip it yourself and pass the folder.")
+            _clean_on_exit()
+            target = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+            with _LOCK:
+                _EXTRACTED.append(target)
+            for info in zf.infolist():  # zipfile stops at each member's declared size
+                with zf.open(info) as src, open(target / info.filename, "xb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
         raise PackageError(f"'{path}' is not a valid zip file ({e}).") from None
+    except NotImplementedError as e:  # an unsupported compression method
+        raise PackageError(f"'{path}' cannot be unpacked ({e}).") from None
     return target
+
+
+def _regular(path: Path, what: str, max_bytes: int | None = None) -> None:
+    """Refuse a symlink, a device, a FIFO or a folder where a package file should be."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return  # a missing file is reported where it is needed
+    if stat.S_ISLNK(st.st_mode):
+        raise PackageError(f"'{path}' ({what}) is a symbolic link; a package's files must "
+                           "be regular files inside it. Fix: copy the real file in.")
+    if not stat.S_ISREG(st.st_mode):
+        raise PackageError(f"'{path}' ({what}) is not a regular file.")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise PackageError(f"'{path}' ({what}) is {st.st_size / MB:.0f} MiB; at most "
+                           f"{max_bytes / MB:.0f} MiB is read.")
+
+
+def _named_files(meta: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(field, file name) of every file package.json names."""
+    out = [(f"files.{k}", v) for k, v in (meta.get("files") or {}).items()]
+    for i, member in enumerate((meta.get("model") or {}).get("members") or []):
+        if isinstance(member, dict):
+            files = member.get("files") if isinstance(member.get("files"), dict) else {}
+            out += [(f"model.members[{i}].files.{k}", v) for k, v in files.items()]
+            if "onnx" in member:
+                out.append((f"model.members[{i}].onnx", member["onnx"]))
+    return out
+
+
+def check_files(path: Path, meta: dict[str, Any]) -> None:
+    """Every file ``meta`` names is a plain relative name inside ``path``, and a regular
+    file (no symlink); safetensors and ONNX files are checked to be what they claim."""
+    root = path.resolve()
+    for field, name in _named_files(meta):
+        if name is None:
+            continue
+        plain = isinstance(name, str) and name and not Path(name).is_absolute() and \
+            ".." not in Path(name).parts and "\\" not in name
+        if plain:
+            _regular(path / name, field)  # a symlink is named as such
+        if not plain or not (root / name).resolve().is_relative_to(root):
+            raise PackageError(f"'{path / 'package.json'}': {field} is {str(name)[:200]!r}; "
+                               "a package names its files by plain relative names inside "
+                               "it. The package is damaged or hostile; it is refused.")
+        if (path / name).is_file():
+            if name.endswith(".safetensors"):
+                _check_safetensors(path / name, field)
+            elif name.endswith(".onnx"):
+                _check_onnx(path / name, field)
+
+
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
+                "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8,
+                "F64": 8}
+
+
+def _check_safetensors(path: Path, field: str) -> None:
+    """The safetensors header: a bounded JSON table of tensors that fit the file."""
+    size = path.stat().st_size
+
+    def bad(why: str) -> PackageError:
+        return PackageError(f"'{path}' ({field}) is not a valid safetensors file ({why}); "
+                            "the package is damaged. Fix: re-run training to rebuild it.")
+
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise bad("too short")
+        n = struct.unpack("<Q", head)[0]
+        if n > min(100 * MB, size - 8):
+            raise bad("its header length is out of range")
+        try:
+            table = json.loads(f.read(n))
+        except (ValueError, RecursionError):
+            raise bad("its header is not JSON") from None
+    if not isinstance(table, dict):
+        raise bad("its header is not a table")
+    data = size - 8 - n
+    for key, t in table.items():
+        if key == "__metadata__":
+            continue
+        try:
+            count = 1
+            for d in t["shape"]:
+                if not isinstance(d, int) or d < 0:
+                    raise ValueError
+                count *= d
+            begin, end = t["data_offsets"]
+            ok = 0 <= begin <= end <= data and end - begin == count * _DTYPE_BYTES[t["dtype"]]
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise bad(f"tensor '{str(key)[:100]}' does not fit the file")
+
+
+def _check_onnx(path: Path, field: str) -> None:
+    """An ONNX file is a protobuf ModelProto: walk its top-level fields (cheap, no onnx
+    import) and require a graph; text or random bytes fail at once."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        buf = f.read(4 * MB)  # the graph field starts early: this is enough to walk to it
+
+        def varint(i: int) -> tuple[int, int]:
+            value = shift = 0
+            while True:
+                if i >= len(buf) or shift > 63:
+                    raise ValueError
+                b = buf[i]
+                value |= (b & 0x7F) << shift
+                i += 1
+                if not b & 0x80:
+                    return value, i
+                shift += 7
+
+        i, seen = 0, set()
+        try:
+            while i < min(len(buf), size):
+                key, i = varint(i)
+                number, wire = key >> 3, key & 7
+                if not 1 <= number <= 30:
+                    raise ValueError
+                if wire == 0:
+                    _, i = varint(i)
+                elif wire == 2:
+                    length, i = varint(i)
+                    if i + length > size:
+                        raise ValueError
+                    if number == 7:
+                        seen.add("graph")
+                    if i + length > len(buf):  # past what was read: the rest is trusted
+                        break
+                    i += length
+                else:
+                    raise ValueError
+        except ValueError:
+            seen = set()
+    if "graph" not in seen:
+        raise PackageError(f"'{path}' ({field}) is not an ONNX model; the package is "
+                           "damaged. Fix: re-run the optimize stage (launchml run --stages "
+                           "optimize,deploy).")
 
 
 def load_package(path: str | Path) -> Package:
@@ -226,20 +485,27 @@ def load_package(path: str | Path) -> Package:
     if path.is_dir() and (path / "model" / "package.json").exists():
         path = path / "model"  # a run directory was given
     meta_path = path / "package.json"
-    if not meta_path.exists():
+    if not meta_path.exists() and not meta_path.is_symlink():
         raise PackageError(
             f"'{path}' is not a launchml model package (no package.json). Fix: pass the "
             "model folder of a run, e.g. runs/<name>/model."
         )
+    _regular(meta_path, "package.json", MAX_META_BYTES)
     try:
         meta = read_json(meta_path)
-    except ValueError as e:
-        raise PackageError(f"'{meta_path}' is not valid JSON ({e}); the package is damaged. "
-                           "Fix: re-run the deploy stage (launchml run --stages deploy).") from None
+    except (ValueError, RecursionError) as e:
+        raise PackageError(f"'{meta_path}' is not valid JSON ({str(e)[:200]}); the package is "
+                           "damaged. Fix: re-run the deploy stage (launchml run --stages "
+                           "deploy).") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise PackageError(f"'{meta_path}' is not a launchml package "
-                           f"(format={meta.get('format') if isinstance(meta, dict) else meta!r})")
+                           f"(format={str(found)[:100]!r})")
     version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise PackageError(f"'{meta_path}': format_version is {str(version)[:50]!r}; it must "
+                           f"be a whole number (this launchml writes {FORMAT_VERSION}). The "
+                           "package is damaged. Fix: re-run training to rebuild it.")
     if version > FORMAT_VERSION:
         raise PackageError(
             f"'{path}' has package format {version}; this launchml reads up to "
@@ -249,7 +515,33 @@ def load_package(path: str | Path) -> Package:
         if version not in UPGRADES:
             raise PackageError(f"'{meta_path}' has package format {version!r}, which this "
                                "launchml cannot upgrade. Fix: re-run training to rebuild it.")
-        meta = UPGRADES[version](meta)
+        try:
+            meta = UPGRADES[version](meta)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise PackageError(f"'{meta_path}' (format {version}) lacks or mangles the field "
+                               f"{str(e)[:100]}; it cannot be upgraded. Fix: re-run training "
+                               "to rebuild it.") from None
         version = meta["format_version"]
     check_package(meta, str(meta_path))
+    check_members(meta, str(meta_path))
+    check_files(path, meta)
     return Package(path, meta)
+
+
+def check_members(meta: dict[str, Any], where: str) -> None:
+    """Each member's family (and image network) is one this launchml knows."""
+    from launchml.models import OTHER_FAMILIES, is_network
+
+    for i, member in enumerate(meta["model"]["members"]):
+        family = member.family if hasattr(member, "family") else member["family"]
+        if family not in OTHER_FAMILIES[1:] and not is_network(family):
+            raise PackageError(f"'{where}': model.members[{i}].family is {family[:100]!r}, not "
+                               "a model family this launchml knows (lightgbm, linear, mlp, "
+                               "seed_cnn, timm:<name>). Fix: pip install -U launchml, or "
+                               "re-run training.")
+        network = member.get("network") if isinstance(member, dict) else None
+        name = network.get("name") if isinstance(network, dict) else None
+        if network is not None and (not isinstance(name, str) or not is_network(name)):
+            raise PackageError(f"'{where}': model.members[{i}].network.name is "
+                               f"{str(name)[:100]!r}, not an image network this launchml "
+                               "knows (seed_cnn, timm:<name>). Fix: re-run training.")

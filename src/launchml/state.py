@@ -49,8 +49,8 @@ class DatetimeState(_Strict):
 class TextState(_Strict):
     type: Literal["text"]
     tokenizer: str
-    max_length: int
-    vocab_size: int
+    max_length: Annotated[int, _LENGTH]
+    vocab_size: Annotated[int, _VOCAB]
     pad_id: int
     pretrained: str | None = None
     hf_config: dict[str, Any] | None = None
@@ -59,17 +59,23 @@ class TextState(_Strict):
 class SequenceState(_Strict):
     type: Literal["molecule", "protein"]
     vocab: list[str]
-    max_length: int
-    vocab_size: int
+    max_length: Annotated[int, _LENGTH]
+    vocab_size: Annotated[int, _VOCAB]
+
+
+# sizes read from a package are bounded: a hostile [20000, 20000] would allocate GBs
+_SIDE = Field(ge=1, le=4096)  # data.images.MAX_TARGET_SIDE
+_LENGTH = Field(ge=1, le=1_000_000)  # tokens of a text or sequence column
+_VOCAB = Field(ge=1, le=10_000_000)
 
 
 class ImageState(_Strict):
     type: Literal["image"]
-    target_size: list[int]
+    target_size: Annotated[list[Annotated[int, _SIDE]], Field(min_length=2, max_length=2)]
     color_mode: Literal["rgb", "grayscale"]
-    interpolation: str
-    rescale: float
-    channels: int | None = None
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos"]
+    rescale: float = Field(allow_inf_nan=False)
+    channels: Literal[1, 3] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
 

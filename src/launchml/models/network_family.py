@@ -161,7 +161,14 @@ class TorchNetwork:
         self.column = spec.get("column") or image_column(states)
         self.net = build_network(spec["network"], self.column, states[self.column], task,
                                  for_loading=True)
-        self.net.load_state_dict(member_weights(folder, spec))
+        try:
+            self.net.load_state_dict(member_weights(folder, spec))
+        except RuntimeError as e:  # missing, extra or misshaped weights: one line each
+            lines = [x.strip().rstrip('.') for x in str(e).splitlines()[1:4] if x.strip()]
+            raise PackageError(f"'{folder / spec['files']['weights']}' does not fit the "
+                               f"package's {spec['network'].get('name')} network: "
+                               f"{'; '.join(x[:200] for x in lines)}. The package is damaged. "
+                               "Fix: re-run training to rebuild it.") from None
         self.net.eval()
 
     def inputs(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -180,7 +187,11 @@ def member_weights(folder: Path, spec: dict[str, Any]) -> dict[str, Any]:
     if not path.exists():
         raise PackageError(f"'{path}' is missing: the package has no PyTorch weights. "
                            "Fix: use engine='onnx', or re-run training.")
-    return load_file(path)
+    try:
+        return load_file(path)
+    except Exception as e:  # safetensors' own error type: a damaged file
+        raise PackageError(f"'{path}' cannot be read as safetensors ({str(e)[:200]}); the "
+                           "package is damaged. Fix: re-run training.") from None
 
 
 def torch_raw(net: Any, inputs: dict[str, np.ndarray], batch: int = 1024) -> np.ndarray:
