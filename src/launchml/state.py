@@ -20,6 +20,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+# sizes read from a package are bounded: a hostile [20000, 20000] would allocate GBs
+_SIDE = Field(ge=1, le=4096)  # data.images.MAX_TARGET_SIDE
+_LENGTH = Field(ge=1, le=1_000_000)  # tokens of a text or sequence column
+_VOCAB = Field(ge=1, le=10_000_000)
+
+
 class NumberState(_Strict):
     type: Literal["number"]
     median: float
@@ -61,12 +67,6 @@ class SequenceState(_Strict):
     vocab: list[str]
     max_length: Annotated[int, _LENGTH]
     vocab_size: Annotated[int, _VOCAB]
-
-
-# sizes read from a package are bounded: a hostile [20000, 20000] would allocate GBs
-_SIDE = Field(ge=1, le=4096)  # data.images.MAX_TARGET_SIDE
-_LENGTH = Field(ge=1, le=1_000_000)  # tokens of a text or sequence column
-_VOCAB = Field(ge=1, le=10_000_000)
 
 
 class ImageState(_Strict):
