@@ -4,6 +4,8 @@
     GET  /v1/model       the package's task, labels and input schema
     POST /v1/predict     multipart upload(s) in field ``file`` (repeatable), or JSON
                          {"image": "<base64>"} / {"images": ["<base64>", ...]}
+    POST /v1/explain     the same inputs: attributions as JSON, an overlay PNG on request
+    GET  /report         the run's evaluation report (deploy/explain_route.py)
     GET  /docs           OpenAPI docs (Swagger UI; /redoc: ReDoc), served offline
 
 Any other model (tables, text, mixed inputs) takes JSON ``{"records": [{column:
@@ -278,6 +280,9 @@ def create_app(predictor: Predictor, limits: ServerLimits | None = None) -> Fast
         blobs, names = await _read_inputs(request, limits)
         return {"predictions": await run_in_threadpool(score, blobs, names)}
 
+    from launchml.deploy.explain_route import add_explain
+
+    add_explain(app, predictor, limits)  # POST /v1/explain, GET /report
     return app
 
 
