@@ -54,8 +54,8 @@ _ROUTE = re.compile(r"^/v1/models/([^/]+)(?:/(predict|explain|refresh))?$")
 class _Observe:
     """ASGI middleware: latency and status code of every model route, by model."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: Any, metrics: Metrics, names: frozenset[str]) -> None:
+        self.app, self.metrics, self.names = app, metrics, names
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         m = _ROUTE.match(scope.get("path", "")) if scope["type"] == "http" else None
@@ -69,10 +69,14 @@ class _Observe:
                 code = message["status"]
             await send(message)
 
+        model = m[1] if m[1] in self.names else "-"  # no label per unknown name sent
+        gauge = self.metrics.in_progress.labels(model)
+        gauge.inc()
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.metrics.observe(m[1], m[2] or "info", code, time.perf_counter() - start)
+            gauge.dec()
+            self.metrics.observe(model, m[2] or "info", code, time.perf_counter() - start)
 
 
 def _answer_model(name: str, loaded: Loaded) -> Any:
@@ -129,7 +133,7 @@ def create_models_app(sources: list[Source], options: ServeOptions | None = None
         app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
                            allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
-    app.add_middleware(_Observe, metrics=metrics)
+    app.add_middleware(_Observe, metrics=metrics, names=frozenset(manager.slots))
     app.state.manager, app.state.metrics = manager, metrics
 
     def require(request: Request, scope: str) -> None:

@@ -3,6 +3,7 @@
     launchml_request_seconds{model, route}     latency histogram of answered requests
     launchml_requests_total{model, route, code} requests by status code
     launchml_errors_total{model, code}          4xx and 5xx answers, by code
+    launchml_requests_in_progress{model}        requests being answered now
     launchml_batch_size{model}                  inputs per micro-batch (histogram)
     launchml_batch_seconds{model}               time to score one batch (histogram)
     launchml_model_loaded{model, version, ref}  1 for the version each model serves
@@ -41,6 +42,8 @@ class Metrics:
                                          ["model"], buckets=BATCH_BUCKETS, registry=r)
         self.batch_seconds = prom.Histogram("launchml_batch_seconds", "scoring time of a batch",
                                             ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.in_progress = prom.Gauge("launchml_requests_in_progress",
+                                      "requests being answered", ["model"], registry=r)
         self.loaded = prom.Gauge("launchml_model_loaded", "the version each model serves",
                                  ["model", "version", "ref"], registry=r)
         self.swaps = prom.Counter("launchml_model_swaps_total", "alias moves followed",

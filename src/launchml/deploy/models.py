@@ -74,15 +74,20 @@ class Source:
 
 
 def serve_engine(package_path: Path, engine: str) -> str:
-    """ONNX Runtime where a neural package has model.onnx and no variant was picked."""
+    """The engine for ``--engine auto``: the optimize stage's picked variant when it is an
+    ONNX one (int8 ...), else ONNX Runtime wherever a neural package has model.onnx (no
+    PyTorch in the server process: a quarter of the memory, bench/serve_start.py), else
+    the package's own choice."""
     if engine != "auto":
         return engine
     from launchml.package import load_package
 
     pkg = load_package(package_path)
+    picked = pkg.meta.get("picked") or {}
+    if picked.get("model") and picked.get("engine") == "onnx":
+        return "auto"
     neural = any(m["family"] not in ("lightgbm", "linear") for m in pkg.meta["model"]["members"])
-    return "onnx" if neural and pkg.onnx_path is not None and not pkg.meta.get("picked") \
-        else "auto"
+    return "onnx" if neural and pkg.onnx_path is not None else "auto"
 
 
 class Loaded:
