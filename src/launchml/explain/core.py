@@ -80,7 +80,7 @@ class Explanation:
 
     def summary(self, n: int = 3) -> str:
         """One line: the answer and its main reasons."""
-        answer = _answer(self.prediction)
+        said = answer(self.prediction)
         parts = [f"{c}={_short(v)} ({w:+.3g})" for c, v, w in self.top(n)]
         for col, toks in self.tokens.items():
             best = sorted(toks, key=lambda t: -abs(t[1]))[:n]
@@ -89,7 +89,7 @@ class Explanation:
             h, w = self.heatmap.shape
             y, x = np.unravel_index(int(np.argmax(np.abs(self.heatmap))), self.heatmap.shape)
             parts.append(f"strongest at x={x}, y={y} of {w}x{h}")
-        return f"{self.input}: {answer} - {self.method}: " + "; ".join(parts)
+        return f"{self.input}: {said} - {self.method}: " + "; ".join(parts)
 
     def to_dict(self, *, heatmap: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -116,7 +116,7 @@ class Explanations(list):
         """One record per input and column (tables) / token (sequences)."""
         out = []
         for e in self:
-            head = {"input": e.input, "prediction": _answer(e.prediction), "output": e.output,
+            head = {"input": e.input, "prediction": answer(e.prediction), "output": e.output,
                     "method": e.method, "base_value": e.base_value, "value": e.value}
             for c, v, w in e.contributions:
                 out.append({**head, "column": c, "shown": _jsonable(v), "contribution": w})
@@ -132,7 +132,7 @@ class Explanations(list):
         return pd.DataFrame(self.to_records())
 
 
-def _answer(pred: dict[str, Any]) -> str:
+def answer(pred: dict[str, Any]) -> str:
     if "label" in pred:
         return f"{pred['label']} ({max(pred.get('probabilities', {1: 1.0}).values()):.2f})"
     if "value" in pred:
@@ -343,8 +343,8 @@ def applicable(predictor: Predictor) -> list[str]:
         from launchml.explain.gradients import conv_layers
 
         ms = ["integrated_gradients"]
-        if _torch_members(predictor) and all(conv_layers(m.net) for m in
-                                             _torch_members(predictor)):
+        if torch_members(predictor) and all(conv_layers(m.net) for m in
+                                             torch_members(predictor)):
             ms += ["grad_cam", "hires_cam"]
         return ms
     ms = ["shapley"]
@@ -356,7 +356,7 @@ def applicable(predictor: Predictor) -> list[str]:
 _TORCH: dict[int, Any] = {}
 
 
-def _torch_members(predictor: Predictor) -> list[Any]:
+def torch_members(predictor: Predictor) -> list[Any]:
     """The members served by PyTorch (loaded once per predictor if it serves by ONNX)."""
     members = predictor._model.members
     if all(hasattr(m, "net") or not _neural(m) for m in members):

@@ -139,10 +139,10 @@ def explain_images(predictor: Predictor, arrays: dict[str, np.ndarray], names: l
         LayerGradientXActivation,
     )
 
-    from launchml.explain.core import _torch_members
+    from launchml.explain.core import torch_members
 
     column = predictor.image_column
-    members = _torch_members(predictor)
+    members = torch_members(predictor)
     pixels = arrays[column]
     raw = predictor.logits(arrays)
     t = targets(predictor, raw, target)

@@ -81,9 +81,9 @@ def bars_svg(items: list[tuple[str, float]], *, title: str, xlabel: str,
 
 def explanation_html(e: Any) -> str:
     """One explanation as an HTML block (method, baseline, cost, the attributions)."""
-    from launchml.explain.core import _answer
+    from launchml.explain.core import answer
 
-    head = (f"<p><b>{html.escape(str(e.input))}</b>: {html.escape(_answer(e.prediction))}. "
+    head = (f"<p><b>{html.escape(str(e.input))}</b>: {html.escape(answer(e.prediction))}. "
             f"Explained: {html.escape(e.output)} = {e.value:.4g}; method "
             f"<code>{e.method}</code>, baseline: {html.escape(e.baseline)}"
             + (f" ({e.base_value:.4g})" if e.base_value == e.base_value else "")

@@ -31,12 +31,23 @@ def token_strings(state: dict[str, Any], ids: np.ndarray) -> list[str]:
     """The tokens / characters of one row's ids (padding left out)."""
     pad = pad_id(state)
     if state["type"] == "text":
-        from launchml.data.text import _tokenizer
-
-        tok = _tokenizer(state)
+        tok = _vocabulary(state)
         return [tok.id_to_token(int(i)) or "?" for i in ids if i != pad]
     vocab = state["vocab"]
     return [vocab[i - 2] if i >= 2 else "?" for i in ids if i != pad]
+
+
+_VOCAB: dict[int, tuple[str, Any]] = {}  # id(state) -> (tokenizer JSON, Tokenizer)
+
+
+def _vocabulary(state: dict[str, Any]) -> Any:
+    """The column's tokenizer (ids -> tokens), parsed once per state."""
+    from tokenizers import Tokenizer
+
+    hit = _VOCAB.get(id(state))
+    if hit is None or hit[0] is not state["tokenizer"]:
+        hit = _VOCAB[id(state)] = (state["tokenizer"], Tokenizer.from_str(state["tokenizer"]))
+    return hit[1]
 
 
 def token_method(predictor: Predictor) -> str:
@@ -64,10 +75,10 @@ def explain_tokens(predictor: Predictor, arrays: dict[str, np.ndarray], columns:
         pad = pad_id(state)
         start = time.perf_counter()
         if method == "layer_integrated_gradients":
-            from launchml.explain.core import _torch_members
+            from launchml.explain.core import torch_members
             from launchml.explain.gradients import layer_ig_tokens
 
-            attr, _ = layer_ig_tokens(predictor, _torch_members(predictor), arrays, col, t, pad)
+            attr, _ = layer_ig_tokens(predictor, torch_members(predictor), arrays, col, t, pad)
             rows = [attr[i][ids[i] != pad] for i in range(len(ids))]
         elif method == "linear":
             model = predictor._model.members[0].model
