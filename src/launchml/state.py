@@ -60,6 +60,7 @@ class TextState(_Strict):
     pad_id: int
     pretrained: str | None = None
     hf_config: dict[str, Any] | None = None
+    raw: bool = False  # the raw strings are a prepared part too ('<col>:raw'; since 0.3)
 
 
 class SequenceState(_Strict):
@@ -67,6 +68,8 @@ class SequenceState(_Strict):
     vocab: list[str]
     max_length: Annotated[int, _LENGTH]
     vocab_size: Annotated[int, _VOCAB]
+    # molecules: RDKit fingerprints and descriptors (data/chem.py; since 0.3)
+    chem: dict[str, Any] | None = None
 
 
 class ImageState(_Strict):

@@ -81,9 +81,12 @@ def test_state_round_trip_gives_identical_arrays(tmp_path):
     states = fit_table(infos, train, "y", _cfg(tmp_path))
     again = json.loads(json.dumps(states))
     a, b = transform_table(states, train), transform_table(again, train)
-    assert set(a) == {"review", "smiles"}
+    # the ids, and beside them the raw text (linear TF-IDF) and RDKit features (data/chem.py)
+    assert set(a) == {"review", "smiles", "review:raw", "smiles:ecfp", "smiles:ecfp_count",
+                      "smiles:descriptors"}
     for k in a:
-        assert a[k].dtype == np.int64 and np.array_equal(a[k], b[k])
+        assert np.array_equal(a[k], b[k])
+    assert a["review"].dtype == np.int64 and a["smiles"].dtype == np.int64
 
 
 def test_molecule_and_protein_characters(tmp_path):

@@ -14,9 +14,11 @@ datetime  float32 features: year, month, day, weekday, hour, and days since
           the training mean and std; read with the column's one day/month order
           (and exact format) found in training; a value that is not a date, or a
           bare number (20240301), is an error
-text      int64 token ids N x L (data/text.py: a trained or pretrained tokenizer)
+text      int64 token ids N x L (data/text.py: a trained or pretrained tokenizer), and
+          '<col>:raw', the raw strings as UTF-8 bytes (the linear family's TF-IDF)
 molecule, protein
-          int64 character ids N x L (data/sequences.py)
+          int64 character ids N x L (data/sequences.py); molecules also RDKit
+          fingerprints and descriptors (data/chem.py)
 image     uint8 pixels N x H x W x C decoded from file paths (relative paths are
           resolved against ``base_dir``: the training table's folder at prepare)
 """
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from launchml.data.chem import fit_chem, transform_chem
 from launchml.data.columns import BOOL_WORDS as _BOOL_WORDS
 from launchml.data.columns import (
     MAX_CATEGORIES,
@@ -44,7 +47,7 @@ from launchml.data.columns import (
 )
 from launchml.data.images import load_image
 from launchml.data.sequences import fit_sequence, transform_sequence
-from launchml.data.text import fit_text, transform_text
+from launchml.data.text import fit_text, raw_text, transform_text
 from launchml.errors import DataError, InputError
 
 _DATE_PARTS = ("year", "month", "day", "weekday", "hour")
@@ -206,7 +209,9 @@ def fit_column(info: ColumnInfo, col: pd.Series, options: Any = None) -> dict[st
                 "scale": scale}
     if kind == "text":
         return fit_text(info.name, col, options)
-    if kind in ("molecule", "protein"):
+    if kind == "molecule":  # character ids for the CNN + RDKit features for trees/linear
+        return {**fit_sequence(kind, col), **fit_chem(info.name, col)}
+    if kind == "protein":
         return fit_sequence(kind, col)
     if kind == "image":
         return fit_image(col, options)
@@ -220,10 +225,11 @@ def transform_column(name: str, state: dict[str, Any], col: pd.Series, *,
     ``base_dir``: the folder relative image paths are read from (default: the cwd).
     """
     kind = state["type"]
-    if kind == "text":
-        return {name: transform_text(name, state, col)}
+    if kind == "text":  # token ids, and the raw strings (bytes) for the linear family
+        return {name: transform_text(name, state, col),
+                **({f"{name}:raw": raw_text(col)} if state.get("raw") else {})}
     if kind in ("molecule", "protein"):
-        return {name: transform_sequence(state, col)}
+        return {name: transform_sequence(state, col), **transform_chem(name, state, col)}
     if kind == "image":
         return {name: transform_image(name, state, col, base_dir)}
     if kind == "number":

@@ -2,6 +2,7 @@
 
     state = fit_text(name, train_col, options)   # JSON-able, stored in package.json
     ids = transform_text(name, state, col)       # int64 N x max_length
+    raw = raw_text(col)                          # the strings, UTF-8 bytes (numpy S)
 
 ``options.tokenizer`` is 'trained' (a WordPiece tokenizer built from the
 training text, its most frequent words plus every character as a piece;
@@ -25,6 +26,7 @@ import pandas as pd
 from launchml.errors import ModelError, missing_dependency
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]")
+RAW_BYTES = 16_384  # the raw string kept per row for the linear family's TF-IDF (UTF-8)
 MAX_AUTO_LENGTH = 256  # text_max_length: null keeps the 95th percentile, at most this
 
 
@@ -120,7 +122,7 @@ def fit_text(column: str, col: pd.Series, options: Any = None) -> dict[str, Any]
         lengths = [len(e.ids) for e in tok.encode_batch(values)] or [1]
         length = min(MAX_AUTO_LENGTH, max(2, math.ceil(float(np.percentile(lengths, 95)))))
     length = min(int(length), longest)
-    return {"type": "text", "tokenizer": tok.to_str(), "max_length": int(length),
+    return {"type": "text", "raw": True, "tokenizer": tok.to_str(), "max_length": int(length),
             "vocab_size": int(tok.get_vocab_size(with_added_tokens=True)), "pad_id": pad,
             "pretrained": pretrained, "hf_config": config}
 
@@ -153,3 +155,14 @@ def transform_text(column: str, state: dict[str, Any], col: pd.Series) -> np.nda
     if not values:
         return np.zeros((0, state["max_length"]), dtype=np.int64)
     return np.asarray([e.ids for e in tok.encode_batch(values)], dtype=np.int64)
+
+
+def raw_text(col: pd.Series) -> np.ndarray:
+    """The strings as fixed-width UTF-8 bytes (numpy ``S``: saved and memory-mapped without
+    pickling), each cut to ``RAW_BYTES`` at a character boundary; missing: empty."""
+    out = []
+    for v in texts(col):
+        b = v.encode("utf-8")
+        out.append(b if len(b) <= RAW_BYTES else
+                   b[:RAW_BYTES].decode("utf-8", "ignore").encode("utf-8"))
+    return np.array(out or [b""], dtype=np.bytes_)[:len(out)]

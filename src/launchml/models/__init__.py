@@ -47,7 +47,7 @@ NETWORKS: dict[str, Callable[..., torch.nn.Module]] = {n: _lazy_network(n)
                                                         for n in BUILTIN_NETWORKS}
 PREFIXED = ("timm:",)
 # families that are not image networks, and 'auto'
-OTHER_FAMILIES = ("auto", "lightgbm", "linear", "mlp")
+OTHER_FAMILIES = ("auto", "lightgbm", "linear", "mlp", "lightgbm_extra")
 
 
 def is_network(name: str) -> bool:

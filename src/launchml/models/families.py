@@ -69,17 +69,36 @@ class LightGBMFamily:
 
     @staticmethod
     def applies(states: dict[str, dict[str, Any]]) -> bool:
-        return any(s["type"] in TABULAR for s in states.values())
+        # tabular columns, molecules with their RDKit features, or small images' pixels
+        return any(s["type"] in TABULAR or s.get("chem") or _pixels(s) for s in states.values())
+
+    params: dict[str, Any] = {}  # LightGBM parameters beside the defaults
+    files = ("model.lgb.txt", "model.lgb.features.json")
 
     def __init__(self, ctx: FitContext) -> None:
         from launchml.models.lightgbm_family import LightGBMModel
 
         self.ctx = ctx
-        self.model = LightGBMModel(ctx.task, seed=ctx.cfg.seed)
+        self.model = LightGBMModel(ctx.task, seed=ctx.cfg.seed, params=self.params)
 
     def _x(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The 1-D tabular arrays, and each column of the 2-D float parts of any column (a
+        molecule's fingerprints and descriptors) as '<part>[j]'."""
         skip = {c for c, s in self.ctx.states.items() if s["type"] in ENCODED}
-        return {k: v for k, v in arrays.items() if v.ndim == 1 and k.split(":")[0] not in skip}
+        out = {k: v for k, v in arrays.items() if v.ndim == 1 and k.split(":")[0] not in skip}
+        for k, v in arrays.items():
+            if v.ndim == 2 and v.dtype.kind == "f" and ":" in k:
+                out.update({f"{k}[{j}]": v[:, j] for j in range(v.shape[1])})
+            elif _pixels(self.ctx.states.get(k, {})):  # floats: uint8 would read as categories
+                flat = np.asarray(v).reshape(len(v), -1).astype(np.float32)
+                out.update({f"{k}[{j}]": flat[:, j] for j in range(flat.shape[1])})
+        return out
+
+    def _deadline(self) -> float | None:
+        import time
+
+        limit = self.ctx.time_limit
+        return None if limit is None else time.perf_counter() + limit
 
     def _sample_weight(self, y: np.ndarray) -> np.ndarray | None:
         w = self.ctx.weights
@@ -88,7 +107,8 @@ class LightGBMFamily:
 
     def fit(self, train: Data, valid: Data | None) -> LightGBMFamily:
         v = (self._x(valid[0]), valid[1]) if valid is not None else None
-        self.model.fit(self._x(train[0]), train[1], valid=v, weight=self._sample_weight(train[1]))
+        self.model.fit(self._x(train[0]), train[1], valid=v, weight=self._sample_weight(train[1]),
+                       deadline=self._deadline())
         return self
 
     def refit(self, data: Data, grow: float) -> LightGBMFamily:
@@ -107,17 +127,28 @@ class LightGBMFamily:
         return {"trees": int(b.best_iteration or b.current_iteration())}
 
     def save(self, folder: Path) -> dict[str, Any]:
-        from launchml.models.lightgbm_family import FEATURES_FILE, MODEL_FILE
-
-        self.model.save(folder)
-        return {"files": {"lightgbm": MODEL_FILE, "lightgbm_features": FEATURES_FILE}}
+        model, features = self.files
+        self.model.save(folder, model, features)
+        key = self.name.replace("lightgbm", "")
+        return {"files": {f"lightgbm{key}": model, f"lightgbm{key}_features": features}}
 
     @classmethod
     def load(cls, folder: Path, spec: dict[str, Any], task: Task,
              states: dict[str, Any], engine: str) -> Any:
         from launchml.models.lightgbm_family import LightGBMModel
 
-        return _served(cls, LightGBMModel.load(folder, task))
+        return _served(cls, LightGBMModel.load(folder, task, *cls.files))
+
+
+class LightGBMExtraFamily(LightGBMFamily):
+    """A second LightGBM configuration (smaller leaves, row and feature sampling, L2):
+    what ``auto`` fits with the time the other families leave over, for the ensemble."""
+
+    name = "lightgbm_extra"
+    params = {"num_leaves": 15, "learning_rate": 0.03, "feature_fraction": 0.7,
+              "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
+              "min_data_in_leaf": 10}
+    files = ("model.lgb_extra.txt", "model.lgb_extra.features.json")
 
 
 class LinearFamily:
@@ -128,11 +159,17 @@ class LinearFamily:
         return any(s["type"] in TABULAR or s["type"] in SEQUENCE_TYPES for s in states.values())
 
     def __init__(self, ctx: FitContext) -> None:
+        self.ctx = ctx
         self.model = LinearModel(ctx.task, _linear_states(ctx.states), seed=ctx.cfg.seed,
                                  class_weight=ctx.cfg.model.class_weight)
 
     def fit(self, train: Data, valid: Data | None) -> LinearFamily:
-        self.model.fit(*train, valid=valid)
+        import time
+
+        limit = self.ctx.time_limit
+        # half the family's time for trying strengths: the last fit and the refit need more
+        self.model.fit(*train, valid=valid, deadline=None if limit is None else
+                       time.perf_counter() + limit / 2)
         return self
 
     def refit(self, data: Data, grow: float) -> LinearFamily:
@@ -152,6 +189,18 @@ class LinearFamily:
     def load(cls, folder: Path, spec: dict[str, Any], task: Task,
              states: dict[str, Any], engine: str) -> Any:
         return _served(cls, LinearModel.load(folder, spec, task, _linear_states(states)))
+
+
+MAX_PIXELS = 4096  # an image column with at most this many values feeds LightGBM too
+
+
+def _pixels(state: dict[str, Any]) -> bool:
+    """A small image column, whose pixels LightGBM reads as features (as a pixel baseline
+    would); larger images are the networks' alone."""
+    if state.get("type") != "image":
+        return False
+    h, w = state["target_size"]
+    return h * w * int(state.get("channels") or 3) <= MAX_PIXELS
 
 
 def _served(cls: Any, model: Any) -> Any:
@@ -333,7 +382,7 @@ def _target(task: Task, y: np.ndarray) -> np.ndarray:
 
 
 FAMILIES: dict[str, Any] = {"lightgbm": LightGBMFamily, "linear": LinearFamily,
-                            "mlp": MLPFamily}
+                            "mlp": MLPFamily, "lightgbm_extra": LightGBMExtraFamily}
 
 
 def family_class(name: str) -> Any:

@@ -28,6 +28,20 @@ def _lgb():
     return lightgbm
 
 
+def _stop_at(deadline: float) -> Any:
+    """A callback that ends boosting after the round that passes ``deadline``: the model
+    keeps its best round so far (the early-stopping callback's, when there is one)."""
+    import time
+
+    def callback(env: Any) -> None:
+        if time.perf_counter() > deadline:
+            best = env.model.best_iteration or env.iteration + 1
+            raise _lgb().callback.EarlyStopException(best - 1, env.evaluation_result_list
+                                                     or [])
+    callback.order = 40  # after early stopping (30), which records the best round
+    return callback
+
+
 def _objective(task: Task) -> dict[str, Any]:
     if task.name == "binary":
         return {"objective": "binary"}
@@ -40,23 +54,38 @@ class LightGBMModel:
     """Constructor stores; ``fit`` learns ``booster_`` and ``feature_names_``."""
 
     def __init__(self, task: Task, *, num_boost_round: int = 2000, early_stopping: int = 100,
-                 learning_rate: float = 0.05, num_leaves: int = 31, seed: int = 0) -> None:
+                 learning_rate: float = 0.05, num_leaves: int = 31, seed: int = 0,
+                 params: dict[str, Any] | None = None) -> None:
         self.task = task
         self.num_boost_round = num_boost_round
         self.early_stopping = early_stopping
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.seed = seed
+        self.params = dict(params or {})  # more LightGBM parameters (a second configuration)
 
     def _matrix(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        missing = [f for f in self.feature_names_ if f not in arrays]
+        """The features in training order; ``'<part>[j]'`` is column j of a 2-D part (a
+        molecule's fingerprint bits), taken from the part itself when it is not given."""
+        cols, missing = [], []
+        for f in self.feature_names_:
+            if f in arrays:
+                cols.append(np.asarray(arrays[f], dtype=np.float64))
+                continue
+            base, _, j = f[:-1].rpartition("[") if f.endswith("]") else ("", "", "")
+            if base in arrays and j.isdigit():  # a 2-D part, or an image's pixels
+                a = arrays[base]
+                cols.append(np.asarray(a.reshape(len(a), -1)[:, int(j)], dtype=np.float64))
+            else:
+                missing.append(f)
         if missing:
             raise PackageError(f"LightGBM model expects features {missing} that the input lacks")
-        return np.column_stack([arrays[f].astype(np.float64) for f in self.feature_names_])
+        return np.column_stack(cols)
 
     def fit(self, arrays: dict[str, np.ndarray], y: np.ndarray,
             valid: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
-            weight: np.ndarray | None = None) -> LightGBMModel:
+            weight: np.ndarray | None = None, deadline: float | None = None) -> LightGBMModel:
+        """``deadline`` (time.perf_counter()): boosting stops at the first round after it."""
         lgb = _lgb()
         self.feature_names_ = list(arrays)
         categorical = [f for f, a in arrays.items() if a.dtype.kind in "iu"]
@@ -70,10 +99,13 @@ class LightGBMModel:
         cats = [safe[self.feature_names_.index(f)] for f in categorical]
         train = lgb.Dataset(self._matrix(arrays), label=y, feature_name=safe, weight=weight,
                             categorical_feature=cats, free_raw_data=False)
+        params.update(self.params)
         sets, callbacks = [], []
         if valid is not None and len(valid[1]):
             sets = [lgb.Dataset(self._matrix(valid[0]), label=valid[1], reference=train)]
             callbacks = [lgb.early_stopping(self.early_stopping, verbose=False)]
+        if deadline is not None:
+            callbacks.append(_stop_at(deadline))
         self.booster_ = lgb.train(params, train, num_boost_round=self.num_boost_round,
                                   valid_sets=sets, callbacks=callbacks)
         return self
@@ -84,19 +116,21 @@ class LightGBMModel:
                                     num_iteration=self.booster_.best_iteration or None)
         return np.asarray(out, dtype=np.float64).reshape(len(out), -1)
 
-    def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / MODEL_FILE
+    def save(self, folder: str | Path, model_file: str = MODEL_FILE,
+             features_file: str = FEATURES_FILE) -> Path:
+        path = Path(folder) / model_file
         with atomic_path(path, suffix=".txt") as tmp:
             self.booster_.save_model(str(tmp), num_iteration=self.booster_.best_iteration or None)
-        write_json(Path(folder) / FEATURES_FILE, self.feature_names_)
+        write_json(Path(folder) / features_file, self.feature_names_)
         return path
 
     @classmethod
-    def load(cls, folder: str | Path, task: Task) -> LightGBMModel:
-        path = Path(folder) / MODEL_FILE
+    def load(cls, folder: str | Path, task: Task, model_file: str = MODEL_FILE,
+             features_file: str = FEATURES_FILE) -> LightGBMModel:
+        path = Path(folder) / model_file
         if not path.exists():
             raise PackageError(f"'{path}' is missing: the package has no LightGBM model.")
         model = cls(task)
         model.booster_ = _lgb().Booster(model_file=str(path))
-        model.feature_names_ = read_json(Path(folder) / FEATURES_FILE)
+        model.feature_names_ = read_json(Path(folder) / features_file)
         return model

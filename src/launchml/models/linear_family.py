@@ -1,13 +1,18 @@
 """The linear family for tables: logistic regression (classification) or ridge
-(regression) over standardized numbers, one-hot categories and TF-IDF of token /
-character n-grams of text, molecule and protein columns.
+(regression) over standardized numbers, one-hot categories, standardized feature
+blocks (a molecule's RDKit fingerprints and descriptors, data/chem.py) and TF-IDF
+of text, molecule and protein columns.
 
-The n-grams are built from the prepared token ids, so the text model needs no
-second tokenizer: unigrams + bigrams of tokens for text, 1- to 3-grams of
-characters for molecules and proteins, kept when they occur in at least two
-training rows. The regularization strength is picked on the validation split.
-Everything the model needs is saved as arrays in ``model.linear.safetensors``
-(never a pickle).
+Text columns whose prepared arrays carry the raw strings (``<col>:raw``) get what wins
+on real text: scikit-learn's ``TfidfVectorizer`` word 1-2-grams plus character 2-5-grams
+(``char_wb``) of the raw strings, e-mail headers, URLs and numbers included (sublinear
+tf, kept when in at least two training rows, at most ``WORDS`` / ``CHARS`` of each).
+Otherwise the n-grams are built from the prepared ids: unigrams + bigrams of tokens
+(packages saved before the raw strings were kept), 1- to 3-grams of characters for
+molecules and proteins. The regularization strength is picked on the validation split
+(a wider grid for text), within the family's time limit. The model is saved as arrays
+in ``model.linear.safetensors`` and, for raw text, the n-gram vocabularies in
+``model.linear.vocab.json`` (never a pickle).
 """
 
 from __future__ import annotations
@@ -19,9 +24,17 @@ import numpy as np
 from scipy import sparse
 
 from launchml.errors import PackageError
+from launchml.runs import read_json, write_json
 from launchml.tasks import Task
 
 LINEAR_FILE = "model.linear.safetensors"
+VOCAB_FILE = "model.linear.vocab.json"
+WORDS, CHARS = 100_000, 150_000  # most frequent word / character n-grams kept per column
+# the two vectorizers of a raw text column (the same settings at fit and at serving)
+TEXT_VECTORIZERS = {"word": {"analyzer": "word", "ngram_range": (1, 2)},
+                    "char": {"analyzer": "char_wb", "ngram_range": (2, 5)}}
+DENSE_CELLS = 20_000_000  # rows x features below which a mostly dense matrix goes dense
+C_GRID_TEXT = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # many sparse, normalized features
 NGRAMS = {"text": 2, "molecule": 3, "protein": 3}  # sequence type -> longest n-gram
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 ALPHA_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -105,6 +118,14 @@ class LinearModel:
     # -- features --------------------------------------------------------------
     def _fit_features(self, arrays: dict[str, np.ndarray]) -> None:
         self.dense_ = [k for k, a in arrays.items() if a.ndim == 1 and a.dtype.kind == "f"]
+        # 2-D float parts of a column ('<col>:ecfp', '<col>:descriptors'): standardized
+        self.blocks_ = {}
+        for k, a in arrays.items():
+            if a.ndim == 2 and a.dtype.kind == "f" and ":" in k:
+                x = np.asarray(a, dtype=np.float64)
+                std = x.std(0)
+                self.blocks_[k] = (x.mean(0), np.where(std > 0, std, 1.0))
+        self.text_ = self._fit_text(arrays)
         self.cats_ = [(c, len(s["categories"]) + 2) for c, s in self.states.items()
                       if s["type"] == "category"]
         x = np.column_stack([arrays[k] for k in self.dense_]) if self.dense_ else None
@@ -114,7 +135,7 @@ class LinearModel:
         self.vocab_: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # col: (keys, idf)
         n = len(next(iter(arrays.values())))
         for col, s in self.states.items():
-            if s["type"] not in NGRAMS:
+            if s["type"] not in NGRAMS or col in self.text_:
                 continue
             rows, keys = self._keys(col, arrays[col])
             vocab = np.unique(keys)
@@ -124,6 +145,40 @@ class LinearModel:
             idf = (_tfidf_transformer().fit(counts[:, keep]).idf_ if keep.any()
                    else np.zeros(0))  # smooth idf: log((1 + n) / (1 + df)) + 1
             self.vocab_[col] = (vocab[keep], idf.astype(np.float64))
+
+    def _fit_text(self, arrays: dict[str, np.ndarray]
+                  ) -> dict[str, dict[str, tuple[list[str], np.ndarray]]]:
+        """{column: {"word"|"char": (terms, idf)}} for text columns with raw strings."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        out = {}
+        for col, s in self.states.items():
+            if s["type"] != "text" or f"{col}:raw" not in arrays:
+                continue
+            docs = _docs(arrays[f"{col}:raw"])
+            out[col] = {}
+            for part, opts in TEXT_VECTORIZERS.items():
+                vec = TfidfVectorizer(**opts, sublinear_tf=True, min_df=2 if len(docs) > 20
+                                      else 1, max_features=WORDS if part == "word" else CHARS,
+                                      dtype=np.float64)
+                try:
+                    vec.fit(docs)
+                except ValueError:  # no term in two rows (e.g. empty strings)
+                    continue
+                terms = vec.get_feature_names_out().tolist()
+                out[col][part] = (terms, vec.idf_.astype(np.float64))
+        return out
+
+    def _text_features(self, col: str, raw: np.ndarray) -> list[sparse.csr_matrix]:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        docs = _docs(raw)
+        blocks = []
+        for part, (terms, idf) in self.text_[col].items():
+            counts = CountVectorizer(**TEXT_VECTORIZERS[part], vocabulary=terms,
+                                     dtype=np.float64).transform(docs)
+            blocks.append(_tfidf(counts.tocsr(), idf))
+        return blocks
 
     def _keys(self, col: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = self.states[col]
@@ -136,6 +191,9 @@ class LinearModel:
         if self.dense_:
             x = np.column_stack([np.asarray(arrays[k], dtype=np.float64) for k in self.dense_])
             blocks.append(sparse.csr_matrix((x - self.mean_) / self.std_))
+        for k, (mean, std) in self.blocks_.items():
+            blocks.append(sparse.csr_matrix((np.asarray(arrays[k], dtype=np.float64) - mean)
+                                            / std))
         for col, card in self.cats_:
             # one-hot of the prepared category codes. Not OneHotEncoder: the codes are already
             # 0..card-1 (preprocessing maps values, unseen and missing ones), so all that is
@@ -149,7 +207,19 @@ class LinearModel:
         for col, (keys, idf) in self.vocab_.items():
             rows, found = self._keys(col, arrays[col])
             blocks.append(_tfidf(_counts(rows, found, n, keys), idf))
+        for col in self.text_:
+            blocks += self._text_features(col, arrays[f"{col}:raw"])
         return sparse.hstack(blocks, format="csr")
+
+    def _design(self, arrays: dict[str, np.ndarray]) -> Any:
+        """The features as the solver takes them: with dense blocks (fingerprints,
+        descriptors) and small enough, a dense array, for which the solvers are many times
+        faster (Ridge's Cholesky instead of sparse CG); else the sparse matrix."""
+        x = self._features(arrays)
+        cells = x.shape[0] * x.shape[1]
+        if self.blocks_ and cells <= DENSE_CELLS and x.nnz > 0.05 * cells:
+            return x.toarray()
+        return x
 
     # -- fit / predict ---------------------------------------------------------
     def _estimator(self, strength: float) -> Any:
@@ -171,16 +241,26 @@ class LinearModel:
         self.intercept_ = np.atleast_1d(m.intercept_).astype(np.float64)
 
     def fit(self, arrays: dict[str, np.ndarray], y: np.ndarray,
-            valid: tuple[dict[str, np.ndarray], np.ndarray] | None = None) -> LinearModel:
+            valid: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
+            deadline: float | None = None) -> LinearModel:
+        """``deadline`` (time.perf_counter()): no further strength is tried after it."""
+        import time
+
         self._fit_features(arrays)
-        x = self._features(arrays)
-        grid = ALPHA_GRID if self.task.name == "regression" else C_GRID
+        x = self._design(arrays)
+        grid = ALPHA_GRID if self.task.name == "regression" else \
+            C_GRID_TEXT if self.text_ else C_GRID
         if self.strength is None and valid is not None and len(valid[1]):
-            xv, scores = self._features(valid[0]), {}
-            for s in grid:
+            xv, scores = self._design(valid[0]), {}
+            # from the middle outwards: the likeliest strengths first when time is short
+            middle = len(grid) // 2
+            for s in sorted(grid, key=lambda g: abs(grid.index(g) - middle)):
+                if scores and deadline is not None and time.perf_counter() > deadline:
+                    break
                 self._fit_once(x, y, s)
                 scores[s] = _loss(self.task, valid[1], self._raw(xv))
             self.strength = min(scores, key=scores.get)
+            self.scores_ = scores
         self._fit_once(x, y, self.strength or 1.0)
         self.strength = self.strength or 1.0
         return self
@@ -193,7 +273,7 @@ class LinearModel:
         return np.asarray(x @ self.coef_.T) + self.intercept_
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        return self._raw(self._features(arrays))
+        return self._raw(self._design(arrays))
 
     # -- package ---------------------------------------------------------------
     def save(self, folder: str | Path) -> dict[str, Any]:
@@ -205,11 +285,23 @@ class LinearModel:
                    "std": self.std_}
         for col, (keys, idf) in self.vocab_.items():
             tensors[f"keys:{col}"], tensors[f"idf:{col}"] = keys, idf
+        for k, (mean, std) in self.blocks_.items():
+            tensors[f"block_mean:{k}"], tensors[f"block_std:{k}"] = mean, std
+        vocab = {}
+        for col, parts in self.text_.items():
+            for part, (terms, idf) in parts.items():
+                tensors[f"text_idf:{col}:{part}"] = idf
+                vocab.setdefault(col, {})[part] = terms
         path = Path(folder) / LINEAR_FILE
         with atomic_path(path, suffix=".safetensors") as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
-        return {"files": {"linear": LINEAR_FILE}, "dense": self.dense_,
+        files = {"linear": LINEAR_FILE}
+        if vocab:
+            write_json(Path(folder) / VOCAB_FILE, vocab)
+            files["linear_vocab"] = VOCAB_FILE
+        return {"files": files, "dense": self.dense_,
                 "categories": self.cats_, "sequences": list(self.vocab_),
+                "blocks": list(self.blocks_), "texts": list(self.text_),
                 "strength": self.strength}
 
     @classmethod
@@ -227,6 +319,12 @@ class LinearModel:
         model.dense_ = spec["dense"]
         model.cats_ = [tuple(c) for c in spec["categories"]]
         model.vocab_ = {c: (t[f"keys:{c}"], t[f"idf:{c}"]) for c in spec["sequences"]}
+        model.blocks_ = {k: (t[f"block_mean:{k}"], t[f"block_std:{k}"])
+                         for k in spec.get("blocks", [])}
+        vocab = read_json(Path(folder) / spec["files"]["linear_vocab"]) \
+            if spec.get("texts") else {}
+        model.text_ = {c: {part: (terms, t[f"text_idf:{c}:{part}"])
+                           for part, terms in vocab[c].items()} for c in spec.get("texts", [])}
         model.strength = spec["strength"]
         return model
 
@@ -252,3 +350,9 @@ def _tfidf_transformer() -> Any:
 
 
 validation_loss = _loss  # the public name (model selection in train.select ranks by it)
+
+
+def _docs(raw: np.ndarray) -> list[str]:
+    """The raw strings of a '<col>:raw' array (UTF-8 bytes)."""
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            for v in np.asarray(raw).tolist()]

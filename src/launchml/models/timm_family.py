@@ -179,11 +179,41 @@ def _pretrained_error(spec: NetworkSpec, e: Exception | str) -> ModelError:
     )
 
 
+SMALL_RESNET = "small_resnet"
+
+
+def small_resnet(*, height: int, width: int, channels: int, num_outputs: int,
+                 drop_rate: float) -> nn.Module:
+    """``timm:small_resnet``: timm's ResNet sized for small images (trained from scratch).
+
+    One BasicBlock per stage, 32-64-128-256 channels (1.2 M weights), and a 3x3 stem
+    without max-pooling, of stride 1 for images up to 24 pixels a side and 2 above: the
+    ImageNet stem (7x7 stride 2, then a max-pool) would leave a 16x16 digit 4x4 pixels
+    before the first block. Built from (height, width) alone, so a package rebuilds it.
+    """
+    from timm.models.resnet import BasicBlock, ResNet
+
+    net = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_outputs, in_chans=channels,
+                 channels=(32, 64, 128, 256), drop_rate=drop_rate)
+    stride = 1 if min(height, width) <= 24 else 2
+    net.conv1 = nn.Conv2d(channels, net.bn1.num_features, 3, stride, 1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
 @register_network("timm")
 def build_timm(*, spec: NetworkSpec, height: int, width: int, channels: int,
                num_outputs: int, for_loading: bool) -> tuple[nn.Module, list, list, str]:
     timm = _timm()
     arch = spec.name.removeprefix("timm:")
+    if arch == SMALL_RESNET:
+        if spec.pretrained and not for_loading:
+            raise ModelError("model.network.pretrained: timm:small_resnet has no pretrained "
+                             "weights (it is trained from scratch). Fix: pretrained: false, "
+                             "or a timm architecture with weights.")
+        net = small_resnet(height=height, width=width, channels=channels,
+                           num_outputs=num_outputs, drop_rate=spec.dropout)
+        return net, [0.0] * channels, [1.0] * channels, f"timm:{SMALL_RESNET}"
     pretrained = False if for_loading else spec.pretrained
     kwargs: dict = {"num_classes": num_outputs, "in_chans": channels, "drop_rate": spec.dropout}
     if isinstance(pretrained, str) and _is_hub_name(pretrained):

@@ -26,6 +26,9 @@ class Task:
     # class (``balanced_class_weights``); multilabel: one positive weight per label
     # (``balanced_label_weights``). ``balanced_weights(y)`` gives the right one for the task.
     class_weights: torch.Tensor | None = None
+    # the share of each target spread over the other classes (binary: towards 0.5) in the
+    # training loss; train.select sets it for auto's small ResNet
+    label_smoothing: float = 0.0
 
     def __init__(self, labels: list[str]) -> None:
         self.labels = list(labels)
@@ -92,7 +95,10 @@ class BinaryTask(Task):
 
         w = self._weights(logits)
         pos_weight = None if w is None else (w[1] / w[0]).reshape(1)
-        return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target.float(),
+        target = target.float()
+        if self.label_smoothing:
+            target = target * (1 - self.label_smoothing) + self.label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(logits.float().squeeze(1), target,
                                                   pos_weight=pos_weight)
 
     def correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -118,7 +124,8 @@ class MulticlassTask(Task):
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
-        return F.cross_entropy(logits.float(), target, weight=self._weights(logits))
+        return F.cross_entropy(logits.float(), target, weight=self._weights(logits),
+                               label_smoothing=self.label_smoothing)
 
     def correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(1) == target).sum()

@@ -2,10 +2,18 @@
 ensemble, refit, package.
 
 ``model: auto`` tries every family that fits the data (lightgbm, linear, mlp for
-tables, cheapest first; the image networks seed_cnn and any ``timm:<name>`` listed
-in ``model.families`` for a lone image column, as an image folder is) within
-``model.time_limit``; the leaderboard (validation loss,
-accuracy or R2, fit seconds) is printed and saved to ``leaderboard.json``. A
+tables, text and molecules, cheapest first; for a lone image column, as an image folder
+is, seed_cnn, and with a ``model.time_limit`` also LightGBM on the pixels of small images
+and ``timm:small_resnet`` trained from scratch with augmentation, label smoothing, a
+cosine schedule and early stopping; any ``timm:<name>`` listed in ``model.families``)
+within ``model.time_limit``: each family gets a share of the time left (``SHARE``), so
+one that ends early leaves its time to the next; time left at the end, when LightGBM
+leads, goes to a second LightGBM configuration (``lightgbm_extra``) for the ensemble. A
+neural model of text or molecules is tried only while ``NEURAL_TEXT_SHARE`` of the time
+is left. A family auto chose that cannot take the data is skipped with a warning. The leaderboard
+(validation loss, accuracy or R2, fit seconds) is printed as it grows, with the time used
+and the estimated total, and saved to ``leaderboard.json``; ``timing.json`` records the
+limit and the seconds the stage took (fits and refits). A
 weighted ensemble (greedy selection with replacement, Caruana et al. 2004) is
 kept when it beats the best single family on validation. For binary targets
 the decision threshold is tuned on the validation predictions. Then the chosen
@@ -18,16 +26,19 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from launchml import console
 from launchml.data.schema import Prepared, Split
-from launchml.errors import ConfigError, RunError
+from launchml.errors import ConfigError, ModelError, RunError
 from launchml.models import is_network
 from launchml.models.families import FAMILIES, FitContext, combine, create_family, family_class
 from launchml.models.linear_family import validation_loss as _loss
+from launchml.models.network_family import image_column
 from launchml.package import save_package
 from launchml.privacy import privacy_record, train_hooks
 from launchml.runs import RunDir, append_jsonl, write_json
@@ -35,7 +46,14 @@ from launchml.tasks import Task, create_task
 from launchml.train.trainer import TrainResult
 
 ORDER = ("lightgbm", "linear", "mlp")  # cheapest first, so a time limit keeps the fast ones
-IMAGE_DEFAULT = "seed_cnn"  # auto's image family unless model.families lists others
+# auto's image networks unless model.families lists others: the article's CNN and a small
+# ResNet for small images trained from scratch (models/timm_family.py)
+IMAGE_DEFAULT = ("seed_cnn", "timm:small_resnet")
+EXTRA = "lightgbm_extra"  # a second LightGBM configuration, fit with time left over
+EXTRA_SHARE = 0.25  # ... when at least this share of the selection time is left
+# a neural model of text/molecule columns is tried only with this share of the selection
+# time left after the cheap families: the linear TF-IDF model is hard to beat on less
+NEURAL_TEXT_SHARE = 0.4
 MIN_WEIGHT = 0.05  # ensemble members below this weight are dropped
 SELECT_SHARE = 0.75  # of model.time_limit for fitting and ranking; the rest for refits
 
@@ -54,13 +72,18 @@ def _fits(name: str, states: dict[str, Any], task: Task) -> bool:
 
 def choose_families(cfg: Any, states: dict[str, Any], task: Task) -> list[str]:
     name = cfg.model.name
-    fits = [f for f in (*ORDER, IMAGE_DEFAULT) if _fits(f, states, task)]
+    fits = [f for f in (*ORDER, *IMAGE_DEFAULT) if _fits(f, states, task)]
     if name != "auto":
         if not _fits(name, states, task):
             raise ConfigError(f"model.name: {name} does not fit this data (column types "
                               f"{sorted({s['type'] for s in states.values()})}, task "
                               f"{task.name}). Fix: model.name: auto, or one of {fits}.")
         return [name]
+    if image_column(states) is not None and cfg.model.time_limit is None:
+        # no budget given: the article's CNN alone, as an image folder always trained; with
+        # model.time_limit, auto spends it on the pixels' LightGBM (small images), seed_cnn
+        # and the small ResNet
+        fits = [f for f in fits if f == IMAGE_DEFAULT[0]]
     wanted = cfg.model.families or fits
     unknown = [f for f in wanted if f not in FAMILIES and not is_network(f)]
     if unknown:
@@ -145,24 +168,50 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
     # (the mlp, last) cannot leave the chosen ones without their refit
     select = None if limit is None else limit * (SELECT_SHARE if refits else 1.0)
     if limit is not None:
-        console.info(f"train: {', '.join(names)} within {limit:.0f}s (model.time_limit"
+        console.info(f"train: estimated time {limit:.0f}s at most: {', '.join(names)} within "
+                     f"{limit:.0f}s (model.time_limit"
                      + (f": {select:.0f}s to fit and rank, the rest to refit)" if refits
                         else ")"))
     start = time.perf_counter()
     fitted, board = {}, []
-    for name in names:
+    queue = list(names)
+    sequences = any(s["type"] in ("text", "molecule", "protein") for s in states.values())
+    while queue:
+        name = queue.pop(0)
         left = None if select is None else select - (time.perf_counter() - start)
         if left is not None and left <= 0 and fitted:
             board.append({"family": name, "skipped": "time limit reached"})
             console.info(f"train: {name} skipped (time limit {limit:.0f}s reached)")
             continue
-        ctx = FitContext(task=task, states=states, cfg=cfg, run=rd, time_limit=left,
+        if (name == "mlp" and sequences and fitted and left is not None
+                and left < NEURAL_TEXT_SHARE * select):
+            board.append({"family": name, "skipped": "too little time for a neural text "
+                          "model"})
+            console.info(f"train: {name} skipped ({left:.0f}s left of {select:.0f}s: a neural "
+                         "model of text needs more to pay for itself)")
+            continue
+        # this family's share of what is left, by SHARE weights of it and the ones after it
+        # (a family that ends early leaves its time to the next ones)
+        share = None if left is None else left * _weight(name) / (
+            _weight(name) + sum(_weight(q) for q in queue))
+        ctx = FitContext(task=task, states=states, cfg=_recipe(cfg, name), run=rd,
+                         time_limit=share,
                          weights=weights, resume=resume, single=len(names) == 1,
                          fingerprint=prepared.manifest["fingerprint"],
                          make_hooks=lambda: train_hooks(cfg))
         t0 = time.perf_counter()
         console.info(f"train: fitting {name}")
-        fam = create_family(name, ctx).fit(train, valid)
+        try:
+            with _smoothing(task, name, cfg):
+                fam = create_family(name, ctx).fit(train, valid)
+        except ModelError as e:
+            if cfg.model.name != "auto" or cfg.model.families or len(names) == 1:
+                raise
+            # a family auto chose itself that cannot take this data (seed_cnn and images
+            # under 22 pixels): the others go on
+            board.append({"family": name, "skipped": f"cannot fit: {e}"})
+            console.warn(f"train: {name} skipped: {e}")
+            continue
         row: dict[str, Any] = {"family": name, "fit_seconds": round(time.perf_counter() - t0, 3),
                                **fam.info()}
         if valid is not None:
@@ -179,6 +228,15 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
                              "usable. Check the features and train.* settings.")
         fitted[name] = fam
         board.append(row)
+        _progress(board, start, limit, queue)
+        if (not queue and limit is not None and valid is not None and EXTRA not in fitted
+                and _best(board) == "lightgbm" and cfg.model.name == "auto"
+                and select - (time.perf_counter() - start) > max(
+                    EXTRA_SHARE * select, 2 * row_seconds(board, "lightgbm"))):
+            queue.append(EXTRA)  # time left over: another configuration of the best family
+    if not fitted:
+        raise RunError("train: no family could fit this data: " + "; ".join(
+            f"{r['family']}: {r.get('skipped')}" for r in board))
     ranked = sorted((r for r in board if "validation_loss" in r),
                     key=lambda r: r["validation_loss"])
     members = {ranked[0]["family"] if ranked else names[0]: 1.0}
@@ -197,6 +255,7 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
             members = dict(ens["weights"])
     threshold = _threshold(cfg, task, valid, fitted, members, tune_threshold)
     _print_board(board, members)
+    refit_seconds: dict[str, float] = {}
     if cfg.model.refit and valid is not None:
         data = _concat(train, valid)
         grow = len(data[1]) / len(train[1])
@@ -209,7 +268,9 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
                              "keeps the model fit on train")
                 continue
             t0 = time.perf_counter()
-            fitted[name].refit(data, grow)
+            with _smoothing(task, name, cfg):
+                fitted[name].refit(data, grow)
+            refit_seconds[name] = round(time.perf_counter() - t0, 3)
             console.info(f"train: refit {name} on train + validation "
                          f"({len(data[1])} rows) in {time.perf_counter() - t0:.1f}s")
     rd.model.mkdir(parents=True, exist_ok=True)
@@ -219,6 +280,10 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
         files.update(spec["files"])
         specs.append({"family": name, "weight": weight, **spec})
     write_json(rd.root / "leaderboard.json", board)
+    timing = {"time_limit": limit, "seconds": round(time.perf_counter() - start, 3),
+              "families": {r["family"]: r["fit_seconds"] for r in board if "fit_seconds" in r},
+              "refits": refit_seconds}
+    write_json(rd.root / "timing.json", timing)  # what the run took, against its limit
     for r in board:  # after any epoch lines a network family's trainer wrote
         append_jsonl(rd.events, {"event": "family", **r})
     cfg_dict = cfg.model_dump(mode="json")
@@ -267,6 +332,86 @@ def _threshold(cfg: Any, task: Task, valid: Any, fitted: dict, members: dict[str
 def _concat(a: Any, b: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
     arrays = {k: np.concatenate([a[0][k], b[0][k]]) for k in a[0]}
     return arrays, np.concatenate([a[1], b[1]])
+
+
+SHARE = {"lightgbm": 2.0}  # LightGBM: the strong cheap learner on every kind; others 1
+
+
+def _weight(name: str) -> float:
+    return SHARE.get(name, 1.0)
+
+
+def _auto_network(cfg: Any, name: str) -> bool:
+    """auto's own from-scratch image network (not one the user listed in model.families)."""
+    return (name == IMAGE_DEFAULT[1] and cfg.model.name == "auto"
+            and not cfg.model.families)
+
+
+def _recipe(cfg: Any, name: str) -> Any:
+    """The run config for one family: auto's small ResNet trains with what small networks
+    trained from scratch need, where train.* leaves it open: a cosine schedule over up to 30
+    epochs, early stopping after 5 epochs without a better validation loss (the best
+    weights are restored), pad-and-crop augmentation of 1/8 of the side (label smoothing:
+    ``_smoothing``)."""
+    if not _auto_network(cfg, name):
+        return cfg
+    train, given = cfg.train, cfg.train.model_fields_set
+    update: dict[str, Any] = {}
+    if "scheduler" not in given:
+        update["scheduler"] = "cosine"
+    if "patience" not in given:
+        update["patience"] = 5
+    if "epochs" not in given:
+        update["epochs"] = max(train.epochs, 30)
+    if "augment" not in given:
+        update["augment"] = train.augment.model_copy(update={"crop": CROP})
+    return cfg.model_copy(update={"train": train.model_copy(update=update)})
+
+
+CROP = 2  # pixels of pad-and-crop for auto's small ResNet (images of 16-64 pixels)
+LABEL_SMOOTHING = 0.1
+
+
+@contextmanager
+def _smoothing(task: Task, name: str, cfg: Any) -> Iterator[None]:
+    """Label smoothing for auto's small ResNet while it fits or refits."""
+    if not _auto_network(cfg, name) or task.name not in ("binary", "multiclass"):
+        yield
+        return
+    task.label_smoothing = LABEL_SMOOTHING
+    try:
+        yield
+    finally:
+        task.label_smoothing = 0.0
+
+
+def _best(board: list[dict[str, Any]]) -> str | None:
+    ranked = sorted((r for r in board if "validation_loss" in r),
+                    key=lambda r: r["validation_loss"])
+    return ranked[0]["family"] if ranked else None
+
+
+def row_seconds(board: list[dict[str, Any]], family: str) -> float:
+    return next((r["fit_seconds"] for r in board if r["family"] == family), 0.0)
+
+
+def _progress(board: list[dict[str, Any]], start: float, limit: float | None,
+              queue: list[str]) -> None:
+    """After each family: the leaderboard so far (best first), the time used and the
+    estimated time of the rest (the families still to fit at the mean time per family so
+    far, within the limit)."""
+    done = sorted((r for r in board if "validation_loss" in r),
+                  key=lambda r: r["validation_loss"])
+    elapsed = time.perf_counter() - start
+    fits = [r["fit_seconds"] for r in board if "fit_seconds" in r]
+    estimate = elapsed + len(queue) * (sum(fits) / max(len(fits), 1))
+    if limit is not None:
+        estimate = min(estimate, limit)
+    console.info(f"train: {elapsed:.0f}s used, about {estimate:.0f}s in all"
+                 + (f" (limit {limit:.0f}s)" if limit is not None else "")
+                 + (f"; next {', '.join(queue)}" if queue else "") + "; leaderboard so far: "
+                 + ", ".join(f"{r['family']} {r['validation_loss']:.4f}" for r in done)
+                 + " (validation loss)")
 
 
 def _print_board(board: list[dict[str, Any]], members: dict[str, float]) -> None:

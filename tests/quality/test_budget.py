@@ -1,0 +1,63 @@
+"""model: auto within model.time_limit: the recorded durations stay within 10% of it, time
+left over goes to a second LightGBM configuration, and the leaderboard grows in the log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import launchml
+from launchml.deploy.predictor import Predictor
+
+
+def _wine(tmp_path) -> str:
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    path = tmp_path / "wine.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def _run(tmp_path, name: str, model: dict, train: dict | None = None):
+    return launchml.run({"name": name, "output_dir": str(tmp_path),
+                         "data": {"train": _wine(tmp_path), "target": "target",
+                                  "test_split": 0.2},
+                         "model": model, **({"train": train} if train else {})},
+                        stages=["prepare", "train"])
+
+
+@pytest.mark.slow
+def test_a_small_time_limit_bounds_the_recorded_train_time(tmp_path, capsys):
+    # 5,000 epochs of the mlp would take minutes: the limit must stop it
+    run = _run(tmp_path, "bound", {"name": "auto", "time_limit": 4},
+               {"epochs": 5000, "patience": None})
+    timing = json.loads((run.dir.root / "timing.json").read_text())
+    assert timing["time_limit"] == 4
+    assert timing["seconds"] <= 4 * 1.10, timing  # what the run recorded, not a timer race
+    assert sum(timing["families"].values()) + sum(timing["refits"].values()) \
+        <= timing["seconds"] + 1e-6
+    assert {"lightgbm", "linear", "mlp"} <= set(timing["families"])
+
+
+@pytest.mark.slow
+def test_leftover_time_fits_a_second_lightgbm_and_the_package_serves_it(tmp_path, capsys):
+    run = _run(tmp_path, "extra", {"name": "auto", "time_limit": 60,
+                                   "families": ["lightgbm"]})
+    board = {r["family"]: r for r in json.loads(
+        (run.dir.root / "leaderboard.json").read_text())}
+    assert "lightgbm_extra" in board and board["lightgbm_extra"]["validation_loss"] > 0
+    log = capsys.readouterr()
+    text = log.out + log.err
+    assert "estimated time" in text and "leaderboard so far: lightgbm" in text
+    meta = json.loads((run.model_dir / "package.json").read_text())
+    members = [m["family"] for m in meta["model"]["members"]]
+    predictor = Predictor.load(run.model_dir)
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame.drop(columns="target").head(4)
+    assert len(predictor.predict(frame)) == 4
+    if "lightgbm_extra" in members:  # its own model files beside the first LightGBM's
+        assert (run.model_dir / "model.lgb_extra.txt").exists()
