@@ -17,7 +17,7 @@ Two real data sets per kind, all offline:
   5,000 NCI compounds with their topological polar surface area from Daylight/Ertl's
   tpsa.c, a value RDKit's own descriptors do not compute the same way);
 - images: ``digits_images`` (scikit-learn digits, 1,797 8x8 greyscale scans written as
-  PNG files and resized to 16x16), ``icons`` (the Adwaita icon theme's 48x48 symbolic
+  PNG files and resized to 32x32), ``icons`` (the Adwaita icon theme's 48x48 symbolic
   icons, 5 folders with >= 36 icons: actions, devices, mimetypes, places, status;
   skipped where the theme is not installed).
 
@@ -156,7 +156,7 @@ def _digits_images() -> Set:
 
     d = load_digits()
     pixels = np.clip(d.images * 16, 0, 255).astype(np.uint8)  # 0..16 -> 0..255
-    return _image_table("digits_images", list(pixels), [str(t) for t in d.target], 16)
+    return _image_table("digits_images", list(pixels), [str(t) for t in d.target], 32)
 
 
 ICON_ROOT = Path("/usr/share/icons/Adwaita/48x48")
@@ -316,6 +316,8 @@ def _launchml(data: Set, Xtr: pd.DataFrame, ytr: np.ndarray, Xte: pd.DataFrame,
     import launchml
     from launchml.data.columns import category_key
 
+    if data["kind"] == "image":
+        return _launchml_folder(data, Xtr, ytr, Xte, time_limit, seed)
     classification = data["task"] == "classification"
     df = Xtr.reset_index(drop=True).copy()
     df[TARGET] = [category_key(v) for v in ytr] if classification else ytr.astype(float)
@@ -346,6 +348,34 @@ def _launchml(data: Set, Xtr: pd.DataFrame, ytr: np.ndarray, Xte: pd.DataFrame,
         pred = [by_key[p] for p in pred]
     return np.asarray(pred), {"stages": result.seconds, "timing": timing, "members": members,
                               "leaderboard": board}
+
+
+def _launchml_folder(data: Set, Xtr: pd.DataFrame, ytr: np.ndarray, Xte: pd.DataFrame,
+                     time_limit: float, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Image sets as what they are, an image folder: train/<label>/ links to this seed's
+    training files; the test files are predicted by path."""
+    import launchml
+
+    with tempfile.TemporaryDirectory(prefix="launchml-quality-") as tmp:
+        for path, label in zip(Xtr["image"], ytr, strict=True):
+            link = Path(tmp) / "train" / str(label) / Path(path).name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+        side = data["image_size"]
+        result = launchml.run({"name": "bench", "output_dir": tmp, "seed": seed,
+                               "data": {"train": str(Path(tmp) / "train"),
+                                        "validation_split": 0.2, "test_split": 0.0,
+                                        "target_size": [side, side],
+                                        "color_mode": "grayscale"},
+                               "model": {"name": "auto", "time_limit": time_limit}},
+                              stages=["prepare", "train"])
+        predictor = launchml.Predictor.load(result.model_dir)
+        info = {"stages": result.seconds, "timing": _read(result.dir.root / "timing.json"),
+                "members": {m["family"]: round(float(m["weight"]), 3)
+                            for m in predictor.package.meta["model"]["members"]},
+                "leaderboard": _read(result.dir.root / "leaderboard.json")}
+        pred = predictor.predict(list(Xte["image"]))
+    return np.asarray(pred), info
 
 
 def _read(path: Path) -> Any:
@@ -391,12 +421,15 @@ def run_set(name: str, data: Set, seeds: int, time_limit: float, autogluon: bool
         Xtr, Xte, ytr, yte = train_test_split(
             X, y, test_size=0.25, random_state=seed,
             stratify=y if task == "classification" else None)
+        split = (Xtr, ytr, Xte)
         plan: dict[str, Callable[[], tuple[np.ndarray, Any]]] = {
-            "launchml": lambda: _launchml(data, Xtr, ytr, Xte, time_limit, seed)}
+            "launchml": lambda s=split, seed=seed: _launchml(data, *s, time_limit, seed)}
         for bname, make in BASELINES[kind].items():
-            plan[bname] = lambda make=make: (make(Xtr, task).fit(Xtr, ytr).predict(Xte), None)
+            plan[bname] = lambda make=make, s=split: (
+                make(s[0], task).fit(s[0], s[1]).predict(s[2]), None)
         if run_ag:
-            plan["autogluon"] = lambda: _autogluon(data, Xtr, ytr, Xte, time_limit, seed)
+            plan["autogluon"] = lambda s=split, seed=seed: _autogluon(data, *s, time_limit,
+                                                                     seed)
         for cname, fit in plan.items():
             if contenders is not None and cname not in contenders:
                 continue
@@ -436,6 +469,10 @@ def verdict(r: dict[str, Any], row: dict[str, Any]) -> tuple[float, float, str]:
     return d, noise, "match/beat" if d >= -noise - 1e-9 else "MISS"
 
 
+def _num(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
 def report(results: list[dict[str, Any]]) -> None:
     print(f"\n{'set':15s} {'kind':7s} {'metric':8s} {'launchml':>16s} {'best baseline':>30s} "
           f"{'autogluon':>16s} {'s launchml':>10s} {'s base':>7s} {'s AG':>6s}  verdict")
@@ -447,9 +484,9 @@ def report(results: list[dict[str, Any]]) -> None:
         ag_s = f"{np.mean(r['seconds']['autogluon']):6.1f}" if ag else "     -"
         print(f"{row['set']:15s} {row['kind']:7s} {row['metric']:8s} "
               f"{row['launchml']:.4f}+-{row['launchml_std']:.4f} "
-              f"{str(row['baseline_name']):>20s} {row['best_baseline'] or float('nan'):.4f} "
+              f"{str(row['baseline_name']):>20s} {_num(row['best_baseline']):.4f} "
               f"{ag_txt:>16s} {row['launchml_seconds']:10.1f} "
-              f"{row['baseline_seconds'] or float('nan'):7.1f} {ag_s}  {v} "
+              f"{_num(row['baseline_seconds']):7.1f} {ag_s}  {v} "
               f"(d {d:+.4f}, noise {noise:.4f})")
         if ag:
             wins = "launchml" if np.mean(r["scores"]["launchml"]) >= np.mean(ag) else "autogluon"
