@@ -176,6 +176,10 @@ class LinearFamily:
         self.model.refit(*data)
         return self
 
+    def refit_seconds(self, grow: float) -> float:
+        """About what ``refit`` takes: the features and one fit, not the strength search."""
+        return self.model.fit_cost_ * grow
+
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         return self.model.predict_raw(arrays)
 

@@ -259,8 +259,10 @@ class LinearModel:
         """``deadline`` (time.perf_counter()): no further strength is tried after it."""
         import time
 
+        t0 = time.perf_counter()
         self._fit_features(arrays)
         x = self._design(arrays)
+        features_s, fits = time.perf_counter() - t0, []
         grid = ALPHA_GRID if self.task.name == "regression" else \
             C_GRID_TEXT if self.text_ else C_GRID
         if self.strength is None and valid is not None and len(valid[1]):
@@ -270,12 +272,18 @@ class LinearModel:
             for s in sorted(grid, key=lambda g: abs(grid.index(g) - middle)):
                 if scores and deadline is not None and time.perf_counter() > deadline:
                     break
+                t1 = time.perf_counter()
                 self._fit_once(x, y, s)
+                fits.append(time.perf_counter() - t1)
                 scores[s] = _loss(self.task, valid[1], self._raw(xv))
             self.strength = min(scores, key=scores.get)
             self.scores_ = scores
+        t1 = time.perf_counter()
         self._fit_once(x, y, self.strength or 1.0)
+        fits.append(time.perf_counter() - t1)
         self.strength = self.strength or 1.0
+        # what fitting again with the chosen strength costs: the features and one fit
+        self.fit_cost_ = features_s + float(np.mean(fits))
         return self
 
     def refit(self, arrays: dict[str, np.ndarray], y: np.ndarray) -> LinearModel:

@@ -262,9 +262,12 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
         seconds = {r["family"]: r["fit_seconds"] for r in board if "fit_seconds" in r}
         for name in members:
             elapsed = time.perf_counter() - start
-            if limit is not None and elapsed + seconds[name] * grow > limit:
+            # a family that knows its refit costs less than its fit (no search) says so
+            estimate = fitted[name].refit_seconds(grow) if hasattr(
+                fitted[name], "refit_seconds") else seconds[name] * grow
+            if limit is not None and elapsed + estimate > limit:
                 console.info(f"train: {name} not refit on train + validation (about "
-                             f"{seconds[name] * grow:.0f}s; time limit {limit:.0f}s); it "
+                             f"{estimate:.0f}s; time limit {limit:.0f}s); it "
                              "keeps the model fit on train")
                 continue
             t0 = time.perf_counter()
