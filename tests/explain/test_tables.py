@@ -128,32 +128,31 @@ def test_linear_token_contributions_are_exact_and_find_the_sentiment_words(text_
     for e in found:
         assert e.token_method == "linear"
         toks = e.tokens["review"]
-        # the column's part of the output: with the text and with no tokens (all padding)
-        arrays = next(pred.iter_arrays(rows))[1]
-        full = pred.logits(arrays)
-        empty = pred.logits({**arrays, "review": np.zeros_like(arrays["review"])})
+        # the column's part of the output: with the text and with an empty text
+        full = pred.logits(next(pred.iter_arrays(rows))[1])
+        empty = pred.logits(next(pred.iter_arrays(rows.assign(review="")))[1])
         i = found.index(e)
         assert sum(a for _, a in toks) == pytest.approx(full[i, 0] - empty[i, 0], abs=1e-9)
         top = max(toks, key=lambda t: abs(t[1]))[0]
         assert top in GOOD + BAD
     assert found[0].prediction["label"] == "positive"
+    assert [w for w, _ in found[1].tokens["review"]] == ["my", "order", "was", "late", "and", "cold"]
 
 
 def test_token_shapley_is_complete_and_finds_the_sentiment_words(text_linear_run):
     from launchml.explain.tokens import token_shapley
 
     pred = launchml.load(text_linear_run.dir.model)
-    rows = pd.DataFrame({"review": ["really the order was awful"], "stars_shown": [2],
+    rows = pd.DataFrame({"review": ["Really the order was awful"], "stars_shown": [2],
                          "shop": ["east"]})
     arrays = next(pred.iter_arrays(rows))[1]
-    phi = token_shapley(pred, arrays, "review", 0, 0)
-    ids = arrays["review"][0]
-    empty = {**arrays, "review": np.zeros_like(arrays["review"])}
-    assert phi.sum() == pytest.approx(pred.logits(arrays)[0, 0] - pred.logits(empty)[0, 0])
-    from launchml.explain.tokens import token_strings
-
-    words = token_strings(pred.package.preprocessing["review"], ids)
-    assert words[int(np.argmin(phi))] == "awful"
+    words = token_shapley(pred, arrays, "review", 0, rows.review[0])
+    assert [w for w, _ in words] == ["Really", "the", "order", "was", "awful"]
+    # complete: the words add up to the output minus the output without any word
+    empty = next(pred.iter_arrays(rows.assign(review="")))[1]
+    total = sum(a for _, a in words)
+    assert total == pytest.approx(pred.logits(arrays)[0, 0] - pred.logits(empty)[0, 0])
+    assert min(words, key=lambda w: w[1])[0] == "awful"
 
 
 def test_a_method_that_does_not_apply_names_the_one_to_use(linear_run):

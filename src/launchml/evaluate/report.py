@@ -125,8 +125,12 @@ def baseline_score(task_name: str, y_train: np.ndarray, y: np.ndarray) -> tuple[
 def row_hashes(arrays: dict[str, np.ndarray]) -> list[bytes]:
     keys = sorted(arrays)
     n = len(arrays[keys[0]]) if keys else 0
-    flat = [np.ascontiguousarray(np.asarray(arrays[k])).reshape(n, -1).view(np.uint8)
-            for k in keys]
+    flat = []
+    for k in keys:
+        a = np.asarray(arrays[k])
+        if a.dtype.kind == "O":  # Python objects (strings): hashed by their text
+            a = np.array([str(v).encode() for v in a.reshape(n, -1).tolist()])
+        flat.append(np.ascontiguousarray(a).reshape(n, -1).view(np.uint8))
     joined = np.concatenate(flat, axis=1) if flat else np.zeros((n, 0), np.uint8)
     return [hashlib.blake2b(r.tobytes(), digest_size=12).digest() for r in joined]
 
@@ -155,6 +159,10 @@ def shown_rows(states: dict[str, Any], arrays: dict[str, np.ndarray], idx: np.nd
             elif kind == "boolean":
                 v = float(arrays[col][i])
                 row[col] = "missing" if v == 0.5 else bool(v)
+            elif kind == "text" and f"{col}:raw" in arrays:  # the string as given
+                raw = np.asarray(arrays[f"{col}:raw"])[i]
+                row[col] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) \
+                    else str(raw)
             elif kind in ("text", "molecule", "protein"):
                 toks = [t for t in token_strings(st, arrays[col][i])
                         if not (t.startswith("[") and t.endswith("]"))]

@@ -476,7 +476,8 @@ def explain_table(predictor: Predictor, shown: list[Any], arrays: dict[str, np.n
     if seq and tokens:
         from launchml.explain.tokens import explain_tokens
 
-        explain_tokens(predictor, arrays, seq, t, out)
+        texts = {c: [_display(r, c) for r in shown] for c in seq}
+        explain_tokens(predictor, arrays, seq, t, out, texts)
     return out
 
 
