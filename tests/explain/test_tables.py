@@ -136,7 +136,8 @@ def test_linear_token_contributions_are_exact_and_find_the_sentiment_words(text_
         top = max(toks, key=lambda t: abs(t[1]))[0]
         assert top in GOOD + BAD
     assert found[0].prediction["label"] == "positive"
-    assert [w for w, _ in found[1].tokens["review"]] == ["my", "order", "was", "late", "and", "cold"]
+    words = [w for w, _ in found[1].tokens["review"]]
+    assert words == ["my", "order", "was", "late", "and", "cold"]
 
 
 def test_token_shapley_is_complete_and_finds_the_sentiment_words(text_linear_run):
