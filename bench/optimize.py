@@ -20,7 +20,7 @@ ONNX Runtime and torchao are compared on this machine.
 
 Run from the repository root with the launchml venv's Python:
 
-    python bench/optimize.py                     # 400 train / 100 test images, 4 epochs
+    python bench/optimize.py                     # 240 train / 80 test images, 4 epochs
     python bench/optimize.py --small             # quick check: 80 / 40 images, 1 epoch
     python bench/optimize.py --json bench/out/optimize.json
 
@@ -226,7 +226,7 @@ def main() -> None:
           f"{cpu.get('torch_cpu_capability')}; flags: {', '.join(cpu['cpu_flags'])}")
     folder = OUT / ("shapes-small" if args.small else "shapes")
     if not folder.exists():
-        n_train, n_test = (40, 20) if args.small else (200, 50)
+        n_train, n_test = (40, 20) if args.small else (120, 40)
         write_shapes_folder(folder, n_train=n_train, n_test=n_test)
     rows: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}

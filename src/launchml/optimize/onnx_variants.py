@@ -282,6 +282,11 @@ class _Builder:
         return _variant_package(self.package, self.run.variants / name, graph, name)
 
     def build(self, name: str) -> tuple[Package, str, dict[str, Any]]:
+        privacy = getattr(self.run_config, "privacy", None)
+        if name in ("pruned", "distilled") and getattr(privacy, "dp", None) is not None:
+            raise _Blocked(f"privacy.dp: {name} would train on the rows again without DP-SGD "
+                           "noise, outside the package's privacy budget. Fix: leave it out of "
+                           "optimize.variants (int8 and fp16 do not train)")
         if name == "distilled":
             return self.distilled()
         self.needs_neural(name)
@@ -598,9 +603,8 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared, run: Run
                 console.logger.debug("".join(traceback.format_exception(e)))
             table[name] = {"variant": name, "error": reason}
             shutil.rmtree(run.variants / name, ignore_errors=True)
-    if name_dropped := ("onnx" not in cfg.variants and (run.variants / "onnx").exists()):
-        shutil.rmtree(run.variants / "onnx")  # exported for int8 only
-    del name_dropped
+    if "onnx" not in cfg.variants:  # exported for int8/fp16 only
+        shutil.rmtree(run.variants / "onnx", ignore_errors=True)
     _distill_report(builder, table, inputs, y)
     rows = _finish_rows(table, base_name, split)
     picked = pick(rows, cfg.pick, base_name, package, run.variants)
