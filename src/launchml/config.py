@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from launchml.configbase import StrictModel, validate
+from launchml.configbase import StrictModel, load_yaml, validate
 from launchml.data.images import ImageFolderConfig
 from launchml.data.table_adapter import TableConfig
 from launchml.errors import ConfigError
@@ -26,6 +26,9 @@ from launchml.runs import RunDir, write_text
 from launchml.train.config import TrainConfig
 
 CONFIG_VERSION = 1
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB of YAML
+# where a run folder can never be made: the kernel's and devices' pseudo file systems
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -130,8 +133,21 @@ class RunConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise ValueError("use letters, digits, '-', '_' or '.' (it becomes a folder name)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError("use at most 100 letters, digits, '-', '_' or '.' (it becomes a "
+                             "folder name)")
+        return v
+
+    @field_validator("output_dir")
+    @classmethod
+    def _writable_place(cls, v: str) -> str:
+        import os
+
+        real = os.path.realpath(os.path.expanduser(v))
+        if any(real == f or real.startswith(f + "/") for f in SYSTEM_FOLDERS):
+            top = "/" + real.split("/")[1]
+            raise ValueError(f"'{v}' is inside {top}, a system pseudo-folder where no run "
+                             "can be written; e.g. output_dir: runs")
         return v
 
     @field_validator("version")
@@ -156,10 +172,22 @@ class RunConfig(StrictModel):
         if not path.exists():
             raise ConfigError(f"config file '{path}' does not exist. Fix: launchml init "
                               f"image-classification > {path}")
+        if not path.is_file():
+            raise ConfigError(f"'{path}' is a {'folder' if path.is_dir() else 'special file'}, "
+                              "not a config file. Fix: pass the run's .yaml file (launchml "
+                              "init writes one).")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"'{path}' is {path.stat().st_size:,} bytes; a config is a few "
+                              "KB of YAML. Fix: pass the run's .yaml file.")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = load_yaml(path.read_text(encoding="utf-8"), str(path))
+        except UnicodeDecodeError:
+            raise ConfigError(f"'{path}' is not a text file (not UTF-8); a config is YAML "
+                              "text. Fix: pass the run's .yaml file.") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config '{path}': {e.strerror or e}") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"'{path}' is not valid YAML: {e}") from None
+            raise ConfigError(f"'{path}' is not valid YAML: {str(e)[:500]}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"'{path}' must hold a mapping (key: value lines), got "
                               f"{type(data).__name__}")

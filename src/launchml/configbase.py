@@ -12,15 +12,105 @@ import difflib
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Tag, ValidationError
+import yaml
+from pydantic import BaseModel, ConfigDict, Tag, ValidationError, field_validator
 
 from launchml.errors import ConfigError
 
+MAX_INT = 2**53  # the largest whole number a setting may be (JSON-exact; 1e21 epochs is not)
+MAX_YAML_VALUES = 100_000  # values a config may expand to through YAML aliases (&a / *a)
+MAX_SHOWN = 200  # characters of a bad value quoted in an error
+
 
 class StrictModel(BaseModel):
-    """A config section: unknown keys are errors, values are validated on assignment."""
+    """A config section: unknown keys are errors, values are validated on assignment;
+    numbers are finite (no .inf / .nan) and whole numbers at most 2**53."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(),
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_ints(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+            raise ValueError(f"must be at most {MAX_INT:,} in size")
+        return v
+
+
+def shown(value: Any, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error never prints unbounded input."""
+    if isinstance(value, dict | list) and len(value) > 50:  # never repr a huge container
+        return f"<a {type(value).__name__} of {len(value)} items>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load, refusing duplicate keys (YAML keeps the last one silently)."""
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line + 1)
+        except TypeError:  # an unhashable key: the constructor says so
+            continue
+        if first != key_node.start_mark.line + 1:
+            raise ConfigError(f"key {shown(key)} appears twice in one section (lines {first} "
+                              f"and {key_node.start_mark.line + 1}); YAML would silently keep "
+                              "the last. Fix: keep one.")
+    return loader.construct_mapping(node, deep=True)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds with every alias expanded (stops past the bound)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    busy: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = [n for pair in node.value for n in pair] if isinstance(
+            node, yaml.MappingNode) else node.value if isinstance(node, yaml.SequenceNode) else []
+        if not done:
+            if id(node) in busy:
+                raise ConfigError("the YAML refers to itself through an alias (&a ... *a "
+                                  "inside it). Fix: write the values out.")
+            busy.add(id(node))
+            stack.append((node, True))
+            stack += [(c, False) for c in children if id(c) not in sizes]
+            continue
+        busy.discard(id(node))
+        sizes[id(node)] = min(MAX_YAML_VALUES + 1, 1 + sum(sizes[id(c)] for c in children))
+    return sizes[id(root)]
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """YAML text -> Python values (safe types only), refusing duplicate keys and aliases
+    that expand to more than ``MAX_YAML_VALUES`` values ('billion laughs')."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node) > MAX_YAML_VALUES:
+            raise ConfigError(f"'{where}' expands to more than {MAX_YAML_VALUES:,} values "
+                              "through YAML aliases (&name / *name), far more than a config "
+                              "holds. Fix: write the config without nested aliases.")
+        try:
+            return loader.construct_document(node)
+        except ConfigError as e:  # a duplicate key: name the file
+            raise ConfigError(f"'{where}': {e}") from None
+    finally:
+        loader.dispose()
 
 
 def _tagged(annotation: Any) -> dict[str, Any]:
@@ -73,7 +163,10 @@ def _dotted(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> str:
 def format_validation_error(err: ValidationError, root: type[BaseModel], source: str) -> str:
     """Turn pydantic's error list into lines that name the key, the allowed values and the fix."""
     lines = [f"invalid config ({source}):"]
-    for e in err.errors():
+    errors = err.errors()
+    if len(errors) > 20:
+        lines.append(f"  ({len(errors)} problems; the first 20:)")
+    for e in errors[:20]:
         loc = tuple(e["loc"])
         key = _dotted(loc, root) or "<root>"
         err = e["type"]
@@ -94,7 +187,9 @@ def format_validation_error(err: ValidationError, root: type[BaseModel], source:
             msg = e["msg"]
             if err == "literal_error":
                 msg = f"must be one of {e['ctx']['expected']}"
-            lines.append(f"  - '{key}': {msg}; got {got!r}. Fix: change '{key}'.")
+            elif err == "finite_number":
+                msg = "must be a finite number (not .inf or .nan)"
+            lines.append(f"  - '{key}': {msg}; got {shown(got)}. Fix: change '{key}'.")
     return "\n".join(lines)
 
 

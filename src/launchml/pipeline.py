@@ -6,11 +6,13 @@ tail of the pipeline can run on its own (``stages=["evaluate"]``).
 
 from __future__ import annotations
 
+import errno
 import functools
+import hashlib
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,14 @@ from launchml.deploy.predictor import Predictor
 from launchml.errors import ConfigError, LaunchmlError, RunError
 from launchml.evaluate import evaluate
 from launchml.optimize import optimize
-from launchml.runs import RunDir, atomic_path, read_json
+from launchml.runs import (
+    RunDir,
+    RunLock,
+    atomic_path,
+    read_json,
+    remove_orphan_temp_files,
+    write_json,
+)
 from launchml.train import TrainResult
 
 STAGES = ("prepare", "train", "optimize", "evaluate", "deploy")
@@ -112,9 +121,20 @@ def run(
         raise ConfigError("--resume and --overwrite (resume=True, overwrite=True) exclude each "
                           "other: resume continues the "
                           "run's checkpoints, overwrite deletes them. Fix: choose one.")
+    # one run writes a run folder at a time: a second one of the same name refuses
+    with _os_errors(cfg.run_dir.root), RunLock(cfg.run_dir.root):
+        return _locked(cfg, todo, resume, overwrite)
+
+
+def _locked(cfg: RunConfig, todo: list[str], resume: bool, overwrite: bool) -> Run:
     _check_against_saved(cfg, todo, resume and not overwrite)  # before anything is written
     new = not cfg.run_dir.root.exists() or overwrite
     rd = _start(cfg, todo, resume, overwrite)
+    orphans = remove_orphan_temp_files(rd.root)  # a killed run's half-written files
+    if orphans:
+        console.info(f"removed {len(orphans)} temporary files a stopped run left, e.g. "
+                     f"{orphans[0].name}")
+    _report_interrupted(rd, todo)
     try:
         return _stages(cfg, rd, todo, resume)
     except LaunchmlError:
@@ -125,6 +145,59 @@ def run(
         if new and not kept:
             shutil.rmtree(rd.root, ignore_errors=True)
         raise
+
+
+@contextmanager
+def _os_errors(root: Path) -> Iterator[None]:
+    """A file-system failure is one line saying what happened and the fix."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, LaunchmlError):
+            raise
+        raise RunError(os_error_message(e, root)) from None
+
+
+def os_error_message(e: OSError, root: Path) -> str:
+    name = str(e.filename or root)
+    where = f"'{name if len(name) <= 300 else name[:300] + '...'}'"
+    code = e.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return (f"the disk is full (writing {where}). Fix: free space or set output_dir on "
+                "a larger disk, then run the same command again (add --resume if training "
+                "had started: it continues from the last checkpoint).")
+    if code == errno.EROFS:
+        return (f"{where} is on a read-only file system. Fix: set output_dir to a folder "
+                "you can write.")
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"permission denied on {where}. Fix: set output_dir to a folder you can "
+                "write, or change its permissions.")
+    if code == errno.ELOOP:
+        return f"{where} is a symbolic link loop. Fix: remove or repair the link."
+    return f"{e.strerror or type(e).__name__} ({where}). Fix: check the path and try again."
+
+
+_STAGES_FILE = "stages.json"  # per stage: when it started and finished (a kill leaves one open)
+
+
+def _stage_record(rd: RunDir) -> dict[str, Any]:
+    path = rd.root / _STAGES_FILE
+    try:
+        record = read_json(path) if path.exists() else {}
+    except ValueError:
+        record = {}
+    return record if isinstance(record, dict) else {}
+
+
+def _report_interrupted(rd: RunDir, todo: list[str]) -> None:
+    """Say which stage an earlier, killed run left unfinished (and whether this run redoes it)."""
+    open_ = [s for s, r in _stage_record(rd).items() if isinstance(r, dict)
+             and r.get("started") and not r.get("finished") and not r.get("failed")]
+    for stage in open_:
+        redo = "this run does it again" if stage in todo else \
+            f"run it again (--stages {stage})" + (": the package may lack its ONNX file and "
+                                                   "metrics" if stage == "deploy" else "")
+        console.warn(f"stage {stage} of an earlier run of '{rd.root}' was interrupted; {redo}.")
 
 
 def _check_against_saved(cfg: RunConfig, todo: list[str], resume: bool) -> None:
@@ -184,6 +257,7 @@ def _stages(cfg: RunConfig, rd: RunDir, todo: list[str], resume: bool) -> Run:
             # package has none (LightGBM and linear serve through their own predictors)
             result.variants = optimize(cfg.optimize, load_package(rd.model), prepared, rd,
                                        run_config=cfg)
+            record_parity(rd, result.variants.get("onnx"), cfg.optimize.parity_tolerance)
     if "evaluate" in todo:
         with timer("evaluate"):
             predictor = Predictor(load_package(rd.model))
@@ -210,9 +284,22 @@ class _StageTimer:
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
+        rd = self.result.dir
+        record = _stage_record(rd)
+        record[stage] = {"started": time.time(), "finished": None}
+        write_json(rd.root / _STAGES_FILE, record)  # a kill leaves it open: reported next time
         t0 = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException as e:
+            if isinstance(e, Exception) and rd.root.exists():  # failed, not killed
+                record[stage]["failed"] = type(e).__name__
+                with suppress(OSError):
+                    write_json(rd.root / _STAGES_FILE, record)
+            raise
         self.result.seconds[stage] = round(time.perf_counter() - t0, 3)
+        record[stage]["finished"] = time.time()
+        write_json(rd.root / _STAGES_FILE, record)
 
 
 def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:
@@ -222,12 +309,56 @@ def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool)
     return train_families(cfg, rd, prepared, resume=resume)
 
 
+PARITY = ONNX + ".parity.json"  # beside variants/onnx/model.onnx: its checked sha256
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_parity(rd: RunDir, row: dict[str, Any] | None, tolerance: float) -> None:
+    """After optimize: record beside variants/onnx/model.onnx that it passed the parity
+    check against PyTorch (its sha256 and max |diff|). Deploy ships only such a file."""
+    onnx = rd.variants / "onnx" / ONNX
+    diff = (row or {}).get("max_abs_diff")
+    if not onnx.exists() or row is None or "error" in row:
+        return
+    if diff is None or not diff <= tolerance:
+        console.warn(f"optimize: {onnx} differs from the PyTorch model by {diff} (more than "
+                     f"optimize.parity_tolerance {tolerance}); it is not deployed.")
+        return
+    write_json(onnx.with_name(PARITY), {"sha256": _sha256(onnx), "max_abs_diff": diff,
+                                        "tolerance": tolerance})
+
+
+def checked_onnx(rd: RunDir) -> Path | None:
+    """variants/onnx/model.onnx if its parity record says it is this very file."""
+    onnx = rd.variants / "onnx" / ONNX
+    record = onnx.with_name(PARITY)
+    if not onnx.exists():
+        return None
+    try:
+        ok = record.exists() and read_json(record).get("sha256") == _sha256(onnx)
+    except (ValueError, AttributeError):
+        ok = False
+    if not ok:
+        console.warn(f"deploy: {onnx} has no passed parity check recorded beside it (an "
+                     "optimize stage was interrupted?); the package gets no ONNX. Fix: run "
+                     "--stages optimize,deploy.")
+        return None
+    return onnx
+
+
 def deploy_stage(rd: RunDir) -> None:
     """Finish the package: add model.onnx and the measured metrics; print how to use it."""
     pkg = load_package(rd.model)
     changes: dict[str, Any] = {}
-    onnx = rd.variants / "onnx" / ONNX
-    if onnx.exists():
+    onnx = checked_onnx(rd)
+    if onnx is not None:
         with atomic_path(rd.model / ONNX, suffix=".onnx") as tmp:
             shutil.copyfile(onnx, tmp)
         changes["files"] = {"onnx": ONNX}

@@ -96,10 +96,13 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def create_npy(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: Any) -> np.memmap:
-    """Create a memory-mapped .npy file to fill in place (call ``finish_npy`` after)."""
+    """Create a memory-mapped .npy file to fill in place (call ``finish_npy`` after); its
+    temporary name is unique (process and a random part), so two writers never share it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npy")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp.npy",
+                               dir=path.parent)
+    os.close(fd)
     return np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
 
 
@@ -107,9 +110,75 @@ def finish_npy(path: str | os.PathLike[str], array: np.memmap) -> None:
     """Flush a memmap made by ``create_npy`` and rename it into place."""
     path = Path(path)
     array.flush()
-    tmp = path.with_name(f".{path.name}.tmp.npy")
+    tmp = array.filename
     del array
+    os.chmod(tmp, 0o666 & ~current_umask())
     os.replace(tmp, path)
+
+
+def is_temp_file(name: str) -> bool:
+    """A temporary file of launchml's atomic writes ('.<name>.<random>.tmp[.suffix]')."""
+    return name.startswith(".") and (".tmp." in name or name.endswith(".tmp"))
+
+
+def remove_orphan_temp_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a killed run left in ``root`` (call it holding the
+    run's lock: no other writer is in the folder then)."""
+    removed = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if is_temp_file(name):
+                path = Path(dirpath) / name
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except OSError:
+                    pass
+    return removed
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held while a run writes it: a second run of the
+    same name refuses, naming the holder's PID. The lock file sits beside the folder
+    (``.<name>.lock``: an --overwrite may delete the folder); the OS releases it when
+    the holder exits, even killed."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.path = self.root.parent / f".{self.root.name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        from launchml.errors import RunError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunError(f"run '{self.root}' is in use by another launchml process (PID "
+                           f"{holder}). Fix: wait for it to finish, or give this run another "
+                           "name.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

@@ -12,19 +12,26 @@ from tests.security.payloads import Server, start_server
 
 
 @pytest.fixture(scope="session")
-def image_package(tmp_path_factory) -> Path:
-    """A seed_cnn trained one epoch on 16 random 24x24 images (prepare, train, deploy)."""
+def image_folder(tmp_path_factory) -> Path:
+    """16 random 24x24 PNGs in two class folders a/ and b/."""
+    root = tmp_path_factory.mktemp("sec-folder")
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(
+                root / c / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_package(tmp_path_factory, image_folder) -> Path:
+    """A seed_cnn trained one epoch on ``image_folder`` (prepare, train, deploy)."""
     import launchml
 
     root = tmp_path_factory.mktemp("sec-images")
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / "data" / c).mkdir(parents=True)
-        for i in range(8):
-            Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(
-                root / "data" / c / f"{i}.png")
     cfg = {"name": "tiny", "output_dir": str(root / "runs"), "seed": 0,
-           "data": {"train": str(root / "data"), "target_size": [24, 24]},
+           "data": {"train": str(image_folder), "target_size": [24, 24]},
            "model": {"name": "seed_cnn"}, "train": {"epochs": 1, "batch_size": 8}}
     return launchml.run(cfg, stages=["prepare", "train", "deploy"]).dir.model
 

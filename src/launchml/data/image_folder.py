@@ -102,8 +102,11 @@ def _fingerprint(cfg: ImageFolderConfig, seed: int, splits: dict[str, tuple[list
     h.update(json.dumps({"cfg": cfg.model_dump(mode="json"), "seed": seed}).encode())
     for name in sorted(splits):
         for path in splits[name][0]:
-            st = os.stat(path)
-            h.update(f"{name}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                st = os.stat(path)
+                h.update(f"{name}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError as e:  # a symlink loop, a dangling link: decoding reports it
+                h.update(f"{name}\0{path}\0{e.errno}\n".encode())
     return h.hexdigest()
 
 
@@ -160,13 +163,13 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
         dig, skipped = decode_files(files, state, arr, "skip")
         if skipped and cfg.on_bad_file == "error":
             unreadable += skipped  # reported below, with the other splits' bad files, in one error
-            del arr
+            _discard(arr)
             continue
         if skipped:
             bad = {s["file"] for s in skipped}
             good = [i for i, f in enumerate(files) if f not in bad]
-            kept = np.array(arr[good])  # copy out first: create_npy reuses the temp path
-            del arr
+            kept = np.array(arr[good])
+            _discard(arr)
             arr = create_npy(out / f"{name}.image.npy", (len(good), h, w, c), np.uint8)
             arr[:] = kept
             files = [files[i] for i in good]
@@ -195,6 +198,14 @@ def prepare_image_folder(cfg: ImageFolderConfig, run: RunDir, seed: int) -> Prep
     _report(manifest, digests, classes, ignored)
     write_json(manifest_path, manifest)
     return load_prepared(run)
+
+
+def _discard(arr: np.memmap) -> None:
+    """Drop an array made by ``create_npy`` that will not be finished, and its file."""
+    name = arr.filename
+    del arr
+    if name:
+        os.unlink(name)
 
 
 def _report(manifest: dict[str, Any], digests: dict, classes: list[str], ignored: list) -> None:

@@ -412,6 +412,12 @@ def prepare_table(cfg: TableConfig, run: RunDir, seed: int) -> Prepared:
                         "classification needs two or more.")
     kept = [i for i in infos if i.name not in targets and i.name != cfg.group_column
             and i.type in FEATURE_TYPES]
+    if not kept:  # say what each column is and why it cannot be a feature
+        roles = {**{t: "the target" for t in targets}, cfg.group_column: "the group column"}
+        why = [f"'{i.name}' ({roles.get(i.name, i.type)}: {i.reason})" for i in infos][:20]
+        raise DataError(f"data.train: '{cfg.train}' has no column to learn from: "
+                        f"{'; '.join(why)}. Fix: add feature columns, or set their type "
+                        "with data.column_types (e.g. {zip_code: category}).")
     for i in infos:
         mark = ("dropped" if i.type in DROPPED else "target" if i.name in targets
                 else "group, not a feature" if i.name == cfg.group_column else "")

@@ -265,10 +265,29 @@ def _dot_notes(text: str, sep: str, df: pd.DataFrame) -> dict[str, str]:
     return notes
 
 
+def _check_header(path: Path, text: str, sep: str) -> None:
+    """Refuse a header that names a column twice (pandas would rename the second 'x.1')."""
+    try:
+        first = pd.read_csv(io.StringIO(text[: text.find("\n") + 1 or len(text)]), sep=sep,
+                            engine="c", header=None, nrows=1, dtype=str,
+                            keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        return  # the full read reports it
+    names = [str(c) for c in first.iloc[0].tolist()] if len(first) else []
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        where = ", ".join(f"'{c}' (columns {[i + 1 for i, n in enumerate(names) if n == c]})"
+                          for c in dupes[:10])
+        raise DataError(f"'{path}': the header names {where} more than once; a table's "
+                        "columns need distinct names (they would be read as 'x' and "
+                        "'x.1'). Fix: rename them in the header.")
+
+
 def _read_csv(path: Path, kind: str, delimiter: str | None, encoding: str | None,
               decimal: str | None = None):
     text, info = _decode(path, path.read_bytes(), encoding)
     sep = delimiter or ("\t" if kind == "tsv" else _sniff_delimiter(text))
+    _check_header(path, text, sep)
     df = _csv_errors(path, sep, lambda: pd.read_csv(io.StringIO(text), sep=sep, engine="c"))
     decimal, why = _decide_decimal(df, sep, decimal)
     notes = _apply_decimal(df, decimal)
@@ -294,6 +313,7 @@ def _iter_csv(path: Path, kind: str, delimiter: str | None, encoding: str | None
               chunk_rows: int, decimal: str | None = None) -> Iterator[pd.DataFrame]:
     head, info = _sniff_file(path, encoding)
     sep = delimiter or ("\t" if kind == "tsv" else _sniff_delimiter(head))
+    _check_header(path, head, sep)
     decimal = _head_decimal(head, sep, decimal)
 
     def chunks() -> Iterator[pd.DataFrame]:

@@ -18,7 +18,7 @@ from launchml.train.augment import AugmentConfig
 class TrainConfig(StrictModel):
     """``train:`` the loop, the optimizer and the speed settings."""
 
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, le=1_000_000)
     batch_size: int = Field(32, ge=1)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     learning_rate: float = Field(1e-3, gt=0.0)
