@@ -163,7 +163,8 @@ def test_zip_bomb_is_refused_before_extracting(image_package, tmp_path, private_
     assert _extracted(private_tmp) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stopping_the_server_removes_the_extracted_package(sig, image_package, tmp_path):
     archive = export_zip(image_package, tmp_path / "model.zip")
     tmp = tmp_path / "tmp"
