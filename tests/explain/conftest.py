@@ -103,3 +103,16 @@ def text_linear_run(reviews_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     return launchml.run(table_config(reviews_csv, out, "tl", {"name": "linear"}),
                         stages=["prepare", "train"])
+
+
+@pytest.fixture(scope="session")
+def pairs_run(tmp_path_factory):
+    """Linear model on drug-target pairs (SMILES + protein); binding needs the WHHW motif."""
+    import launchml
+    from tests.tables_data import drug_target_pairs
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.csv"
+    drug_target_pairs(300).rename(columns={"binds": "label"}).to_csv(path, index=False)
+    out = tmp_path_factory.mktemp("runs")
+    return launchml.run(table_config(path, out, "pairs", {"name": "linear"}),
+                        stages=["prepare", "train"])

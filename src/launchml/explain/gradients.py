@@ -8,6 +8,9 @@ ensemble: what is explained is the package's output, not one member's.
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,6 +91,20 @@ def torch_combine(task_name: str, raws: list[torch.Tensor], weights: list[float]
     return torch.log(p) - torch.log1p(-p)
 
 
+@contextmanager
+def frozen(members: list[Any]) -> Iterator[None]:
+    """Gradients for the inputs only: the weights' gradients are not computed (a text
+    encoder's bigram table alone is 32,768 rows), and nothing is left behind."""
+    params = [p for m in members for p in m.net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def member_key(member: Any, column: str) -> str:
     """The name under which a torch member takes ``column`` (``image``, ``col0``...)."""
     plan = getattr(member, "plan", None)
@@ -150,7 +167,7 @@ def explain_images(predictor: Predictor, arrays: dict[str, np.ndarray], names: l
     forward, others = served_forward(predictor, members, arrays, column)
     x = torch.from_numpy(np.asarray(pixels, dtype=np.float32))
     start = time.perf_counter()
-    with torch.enable_grad():
+    with torch.enable_grad(), frozen(members):
         if method == "integrated_gradients":
             attr, delta = IntegratedGradients(forward).attribute(
                 x, baselines=torch.zeros_like(x), target=[int(i) for i in t],
@@ -210,7 +227,10 @@ def layer_ig_tokens(predictor: Predictor, members: list[Any], arrays: dict[str, 
         layers += [e for e in encoder.modules() if isinstance(e, nn.Embedding)]
     ids = torch.from_numpy(np.asarray(arrays[column], dtype=np.int64))
     start = time.perf_counter()
-    with torch.enable_grad():
+    with torch.enable_grad(), frozen(members), warnings.catch_warnings():
+        # several layers: a text encoder's token and bigram tables, neither computed from
+        # the other's output (what Captum's warning asks to make sure of)
+        warnings.filterwarnings("ignore", message="Multiple layers provided")
         attrs = LayerIntegratedGradients(forward, layers).attribute(
             ids, baselines=torch.full_like(ids, pad), target=[int(i) for i in t],
             additional_forward_args=others, n_steps=IG_STEPS, internal_batch_size=IG_BATCH)
