@@ -195,3 +195,17 @@ def test_a_killed_process_leaves_a_folder_the_next_start_removes(tmp_path):
         (d / "weights.safetensors").write_bytes(b"x")
     assert remove_stale_extractions(str(tmp_path)) == [dead]
     assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_linear_member_missing_a_tensor_is_one_package_error(table_package, tmp_path):
+    def drop_coef(folder: Path) -> None:
+        from safetensors.numpy import load_file, save_file
+
+        tensors = load_file(folder / "model.linear.safetensors")
+        tensors.pop("coef")
+        save_file(tensors, folder / "model.linear.safetensors")
+
+    folder = _variant(table_package, tmp_path / "linear", files=drop_coef)
+    with pytest.raises(PackageError, match=r"model.members\[0\] \(linear\) cannot be loaded: "
+                                           "KeyError: 'coef'"):
+        launchml.load(folder)

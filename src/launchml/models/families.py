@@ -30,7 +30,7 @@ from launchml.data.schema import (
     Split,
 )
 from launchml.data.schema import TABULAR_TYPES as TABULAR
-from launchml.errors import PackageError
+from launchml.errors import LaunchmlError, PackageError
 from launchml.models.linear_family import LinearModel
 from launchml.models.network_family import (
     NetworkFamily,
@@ -422,14 +422,29 @@ def combine(task: Task, raws: list[np.ndarray], weights: list[float]) -> np.ndar
     return logit(p)
 
 
+def _load_member(folder: Path, i: int, member: dict[str, Any], task: Task,
+                 states: dict[str, Any], engine: str) -> Any:
+    """One member, or a one-line PackageError naming it when its files do not fit it
+    (missing tensors, wrong shapes, an unreadable model file)."""
+    try:
+        return family_class(member["family"]).load(folder, member, task, states, engine)
+    except LaunchmlError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged file fails in many library ways
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise PackageError(f"'{folder}': model.members[{i}] ({member['family']}) cannot be "
+                           f"loaded: {type(e).__name__}: {first}. The package is damaged. "
+                           "Fix: re-run training to rebuild it.") from None
+
+
 class Ensemble:
     """The members of a table package, loaded for one engine."""
 
     def __init__(self, folder: Path, model: dict[str, Any], task: Task,
                  states: dict[str, Any], engine: str) -> None:
         self.task = task
-        self.members = [family_class(m["family"]).load(folder, m, task, states, engine)
-                        for m in model["members"]]
+        self.members = [_load_member(folder, i, m, task, states, engine)
+                        for i, m in enumerate(model["members"])]
         self.weights = [m["weight"] for m in model["members"]]
 
     def predict_raw(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
