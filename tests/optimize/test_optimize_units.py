@@ -20,6 +20,7 @@ def _seed_cnn(size: int = 150, outputs: int = 1):
     return ImageModel(SeedCNN(3, size, size, outputs), 1 / 255, [0.0] * 3, [1.0] * 3).eval()
 
 
+@pytest.mark.slow  # importing torch-pruning loads timm and torchvision: seconds
 def test_pruning_shrinks_the_seed_cnn_and_its_dense_layer():
     import torch
 

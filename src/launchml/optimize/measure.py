@@ -7,14 +7,12 @@ peak resident set of a fresh process that loads the variant and scores a
 batch of 64 (``python -m launchml.optimize.memory``): a process that already
 loaded every other variant could not tell one variant's memory from another's.
 FLOPs (multiply-accumulates at batch 1) and parameters are counted on the
-PyTorch network a variant was made from (torch-pruning's counter); a quantized
+PyTorch network a variant was made from (``flops_and_params``); a quantized
 graph does the same operations in int8, so it keeps its source's counts.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -104,16 +102,37 @@ def peak_memory_mb(package: Path, engine: str, batch: dict[str, np.ndarray]) -> 
 
 
 def flops_and_params(net: Any, example: dict[str, np.ndarray]) -> tuple[int | None, int]:
-    """(multiply-accumulates at batch 1, parameters) of a PyTorch network; MACs are None
-    where the counter cannot trace the network."""
+    """(multiply-accumulates of the convolution and dense layers for one row, parameters)
+    of a PyTorch network; MACs are None where the network cannot run on the example.
+
+    Counted by forward hooks (not torch-pruning's counter, whose import costs seconds:
+    it loads timm and torchvision): a convolution costs output elements x (input
+    channels / groups) x kernel area, a dense layer input x output features per row.
+    Attention's activation products are not counted (a transformer's FLOPs are a floor).
+    """
     import torch
-    import torch_pruning as tp
 
     params = int(sum(p.numel() for p in net.parameters()))
+    total = [0]
+
+    def conv(m: Any, _: Any, out: Any) -> None:
+        k = int(np.prod(m.kernel_size))
+        total[0] += out.numel() * (m.in_channels // m.groups) * k
+
+    def dense(m: Any, _: Any, out: Any) -> None:
+        total[0] += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv) for m in net.modules()
+             if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    hooks += [m.register_forward_hook(dense) for m in net.modules()
+              if isinstance(m, torch.nn.Linear)]
     one = {k: torch.from_numpy(np.array(v[:1])) for k, v in example.items()}  # a copy
-    try:  # its counter prints a note for keyword-only inputs: not for our users
-        with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()):
-            macs, _ = tp.utils.count_ops_and_params(net.eval(), one)
-    except Exception:  # noqa: BLE001 - a counter that cannot trace: FLOPs unknown, not fatal
+    try:
+        with torch.inference_mode():
+            net.eval()(**one)
+    except Exception:  # noqa: BLE001 - a network that cannot run here: FLOPs unknown
         return None, params
-    return int(macs), params
+    finally:
+        for h in hooks:
+            h.remove()
+    return int(total[0]), params
