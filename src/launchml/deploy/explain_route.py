@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,11 @@ def report_path(predictor: Predictor) -> Path | None:
     return None
 
 
-def add_explain(app: FastAPI, predictor: Predictor, limits: ServerLimits) -> None:
-    from launchml.deploy.server import _read_inputs, _read_records
-
+def add_explain(app: FastAPI, predictor: Predictor, limits: ServerLimits,
+                read_inputs: Callable[..., Awaitable[Any]],
+                read_records: Callable[..., Awaitable[Any]]) -> None:
+    """Add the routes; ``read_inputs`` / ``read_records`` are the server's body readers
+    for /v1/predict (the same parsing, limits and errors)."""
     pkg = predictor.package
     images = predictor.image_column is not None
     image_state = pkg.preprocessing.get(predictor.image_column or "")
@@ -77,10 +80,10 @@ def add_explain(app: FastAPI, predictor: Predictor, limits: ServerLimits) -> Non
             raise ApiError(422, "format=png is for image models (an overlay); this model "
                                 "takes records. Fix: leave format out for JSON attributions")
         if images:
-            blobs, names = await _read_inputs(request, limits)
+            blobs, names = await read_inputs(request, limits)
             inputs: Any = blobs
         else:
-            inputs, names = await _read_records(request, reader, limits), None
+            inputs, names = await read_records(request, reader, limits), None
         if len(inputs) > MAX_EXPLAIN:
             raise ApiError(413, f"{len(inputs)} inputs in one explain request; it explains at "
                                 f"most {MAX_EXPLAIN}. Fix: send them in several requests")

@@ -282,7 +282,7 @@ def create_app(predictor: Predictor, limits: ServerLimits | None = None) -> Fast
 
     from launchml.deploy.explain_route import add_explain
 
-    add_explain(app, predictor, limits)  # POST /v1/explain, GET /report
+    add_explain(app, predictor, limits, _read_inputs, _read_records)  # /v1/explain, /report
     return app
 
 
