@@ -324,6 +324,9 @@ def serve_models(sources: list[Source], options: ServeOptions, *, host: str = "1
                          name=f"launchml-worker-{i}") for i in range(workers)]
     for p in procs:
         p.start()
+    import sys
+
+    sys.stderr.write(f"launchml: {workers} workers serving on http://{host}:{port}\n")
 
     def forward(signum: int, _: Any) -> None:  # each worker shuts down gracefully
         for p in procs:

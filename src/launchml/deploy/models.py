@@ -25,7 +25,7 @@ from launchml.deploy.limits import ServerLimits, decode_limits
 from launchml.deploy.predictor import Predictor
 from launchml.errors import ConfigError, InputError
 
-log = logging.getLogger("launchml.serve")
+log = logging.getLogger("uvicorn.error")  # the server's log, with uvicorn's own lines
 
 
 @dataclass(frozen=True)
