@@ -78,3 +78,59 @@ def simulate(
     from launchml.federated.app import simulate as run_simulation
 
     run_simulation(str(config.resolve()), clients=clients, partition=partition)
+
+
+@federate_app.command("server")
+@handle_errors
+def server(
+    config: Path = typer.Argument(..., help="the run config (with a federated: section); "
+                                  "its data: is the coordinator's copy (schema, validation)"),
+    clients: int = typer.Option(3, "--clients", min=1, help="sites expected"),
+    address: str | None = typer.Option(None, "--address", help="host:port to listen on "
+                                       "(default: federated.address)"),
+    certificates: Path | None = typer.Option(None, "--certificates", help="with "
+                                             "federated.tls: a folder with ca.crt, "
+                                             "server.pem, server.key"),
+    round_timeout: float = typer.Option(600.0, "--round-timeout", help="seconds a round "
+                                        "waits for its sites; a site lost is logged and "
+                                        "the round aggregates the others"),
+) -> None:
+    """Coordinate a federation: a Flower SuperLink, the rounds, the global package."""
+    args = ["server", str(config.resolve()), "--clients", str(clients), "--round-timeout",
+            str(round_timeout)] + (["--address", address] if address else []) + (
+        ["--certificates", str(certificates.resolve())] if certificates else [])
+    _delegate(args)
+    from launchml.federated.real import serve
+
+    raise typer.Exit(serve(config.resolve(), clients=clients, address=address,
+                           certificates=certificates, round_timeout=round_timeout))
+
+
+@federate_app.command("client")
+@handle_errors
+def client(
+    config: Path = typer.Argument(..., help="the federation's config (for federated.tls "
+                                  "and the default server address)"),
+    data: Path = typer.Option(..., "--data", help="this site's table (the federation's "
+                              "columns and target)"),
+    server_address: str | None = typer.Option(None, "--server", help="the server's "
+                                              "host:port (default: federated.address)"),
+    site: str | None = typer.Option(None, "--site", help="this site's name in the logs "
+                                    "(default: the data file's name)"),
+    certificates: Path | None = typer.Option(None, "--certificates",
+                                             help="with federated.tls: a folder with ca.crt"),
+) -> None:
+    """Join a federation as one site: train on --data each round; the rows stay here."""
+    from launchml.config import RunConfig
+
+    cfg = RunConfig.load(config)
+    fed = cfg.federated
+    address = server_address or (fed.address if fed else "127.0.0.1:9092")
+    name = site or data.stem
+    _delegate(["client", str(config.resolve()), "--data", str(data.resolve()), "--server",
+               address, "--site", name] + (["--certificates", str(certificates.resolve())]
+                                            if certificates else []))
+    from launchml.federated.real import join
+
+    raise typer.Exit(join(data, server=address, site=name, certificates=certificates,
+                          tls=bool(fed and fed.tls)))

@@ -99,6 +99,22 @@ def server_main(grid: Grid, context: Context) -> None:
 client_app = ClientApp()
 
 
+def client_data(cfg: Any, schema: Any, states: dict[str, Any], node: dict[str, Any],
+                conf: Any) -> tuple[Any, dict[str, Any]]:
+    """This site's rows: a real site's own table (``--data``), checked against the
+    federation's schema, or in simulation its partition of the coordinator's rows."""
+    if "data" in node:
+        site = str(node.get("site", node["data"]))
+        data = core.site_data(str(node["data"]), schema, states, site, str(cfg.data.target))
+        return data, {"site": site}
+    from launchml.federated.coordinator import simulated_partition
+
+    pid = int(node["partition-id"])
+    data = simulated_partition(str(conf["prepared"]), schema, int(node["num-partitions"]),
+                               str(conf["partition"]), cfg.seed, pid)
+    return data, {"partition": pid}
+
+
 @client_app.train()
 def client_train(msg: Message, context: Context) -> Message:
     """One round at one site: the same training loop, from the global weights."""
@@ -110,18 +126,7 @@ def client_train(msg: Message, context: Context) -> Message:
     cfg = RunConfig.load(json.loads(str(conf["config"])))
     schema = Schema.from_dict(json.loads(str(conf["schema"])))
     states = json.loads(str(conf["states"]))
-    node = dict(context.node_config)
-    if "data" in node:  # a real site: its own table, checked against the schema
-        site = str(node.get("site", node["data"]))
-        data = core.site_data(str(node["data"]), schema, states, site, str(cfg.data.target))
-        ident = {"site": site}
-    else:  # simulation: a partition of the coordinator's prepared rows
-        from launchml.federated.coordinator import simulated_partition
-
-        pid = int(node["partition-id"])
-        data = simulated_partition(str(conf["prepared"]), schema, int(node["num-partitions"]),
-                                   str(conf["partition"]), cfg.seed, pid)
-        ident = {"partition": pid}
+    data, ident = client_data(cfg, schema, states, dict(context.node_config), conf)
     state = msg.content["arrays"].to_torch_state_dict()
     rnd = int(conf["server-round"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,16 +142,23 @@ def simulate(config: str, *, clients: int, partition: str) -> None:
     """``launchml federate simulate``: the same apps under Flower's simulation runtime."""
     from flwr.simulation import run_simulation
 
+    from launchml.config import RunConfig
+
     run_config = {"config": config, "clients": clients, "partition": partition,
                   "mode": "simulation"}
+    fed = RunConfig.load(Path(config)).federated
+    secagg = bool(fed and fed.secagg)
+    if secagg:
+        from launchml.federated import secagg as sa
     server = ServerApp()
 
     @server.main()
     def _main(grid: Grid, context: Context) -> None:
         context.run_config.update(run_config)
-        server_main(grid, context)
+        (sa.server_main if secagg else server_main)(grid, context)
 
-    run_simulation(server_app=server, client_app=client_app, num_supernodes=clients,
+    run_simulation(server_app=server, client_app=sa.client_app if secagg else client_app,
+                   num_supernodes=clients,
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                                    "init_args": {"num_cpus": 2, "include_dashboard": False,
                                                  "logging_level": "error"}})

@@ -68,6 +68,7 @@ class Coordinator:
                         "states": core.json_state(states), "prepared": str(rd.root),
                         "partition": partition}
         self.rounds: list[dict[str, Any]] = []
+        self.trained: set[int] = set()  # nodes that trained in some round
         fed = cfg.federated
         core.write_event(rd.events, {
             "event": "federation", "mode": mode, "strategy": fed.strategy, "rounds": fed.rounds,
@@ -81,8 +82,13 @@ class Coordinator:
         return self.member.score(state, self.valid)
 
     def round_done(self, server_round: int, replies: list[dict[str, Any]], expected: int,
-                   metrics: dict[str, float], seconds: float) -> None:
-        row = core.round_row(server_round, replies, expected, metrics)
+                   metrics: dict[str, float], seconds: float, secagg: bool = False) -> None:
+        ok = {r["node"] for r in replies if "error" not in r}
+        lost = sorted(self.trained - ok)
+        self.trained |= ok
+        row = core.round_row(server_round, replies, self.clients, metrics, lost)
+        if secagg:  # the server saw one masked sum: no per-client lines, by design
+            row.update({"clients": None, "clients_missing": None, "secagg": True})
         row["seconds"] = round(seconds, 3)
         self.rounds.append(row)
         core.write_event(self.rd.events, row)

@@ -269,17 +269,24 @@ def write_event(path: Path, row: dict[str, Any]) -> None:
 
 
 def round_row(server_round: int, replies: list[dict[str, Any]], expected: int,
-              global_metrics: dict[str, float] | None) -> dict[str, Any]:
-    got = len(replies)
+              global_metrics: dict[str, float] | None, lost: list[int]) -> dict[str, Any]:
+    """The round's line in events.jsonl: ``clients`` that trained, ``clients_missing``
+    (of the ``expected`` sites), ``clients_lost`` (nodes that trained in an earlier round
+    and did not this time), ``clients_failed`` (replied with an error: refused data ...)."""
+    ok = [r for r in replies if "error" not in r]
+    failed = [r for r in replies if "error" in r]
+    got = len(ok)
     row: dict[str, Any] = {"event": "round", "round": server_round, "clients": got,
-                           "expected": expected, "clients_missing": max(expected - got, 0)}
+                           "expected": expected, "clients_missing": max(expected - got, 0),
+                           "clients_lost": lost, "clients_failed": len(failed)}
     if global_metrics:
         row.update({f"global_{k}": v for k, v in global_metrics.items()})
     row["per_client"] = replies
-    if got < expected:
-        console.warn(f"federate: round {server_round}: {expected - got} of {expected} "
-                     "clients did not reply (lost or too slow); aggregated the "
-                     f"{got} that did")
+    for r in failed:
+        console.warn(f"federate: round {server_round}: node {r['node']} failed: {r['error']}")
+    if lost:
+        console.warn(f"federate: round {server_round}: node(s) {lost} trained before and are "
+                     f"gone (lost or too slow); aggregated the {got} that replied")
     return row
 
 
