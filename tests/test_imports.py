@@ -53,7 +53,9 @@ def test_parsing_a_config_is_light():
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["run", "--help"],
                                   ["predict", "--help"], ["serve", "--help"],
-                                  ["inspect", "--help"], ["export", "--help"]])
+                                  ["inspect", "--help"], ["export", "--help"],
+                                  ["registry", "list", "--help"],
+                                  ["package", "docker", "--help"]])
 def test_cli_help_is_light(argv):
     assert _heavy_after(f"""
         import contextlib, io, sys
