@@ -693,11 +693,16 @@ def _print_table(table: dict[str, dict[str, Any]]) -> None:
 
     if quiet():
         return
-    rich_console.print(trade_off_table(table, Table))
+    rich_console.print(trade_off_table(table, Table, wide=False))
+    for name, row in table.items():
+        why = row.get("rejected") or (f"not built: {row['error']}" if "error" in row else None)
+        if why:
+            rich_console.print(f"  {name}: {why}", highlight=False, markup=False)
 
 
-def trade_off_table(table: dict[str, dict[str, Any]], table_cls: Any) -> Any:
-    """The rich table of the variants (what ``launchml optimize --list`` prints)."""
+def trade_off_table(table: dict[str, dict[str, Any]], table_cls: Any, wide: bool = True) -> Any:
+    """The rich table of the variants: ``wide`` (``launchml optimize --list``) adds
+    throughput, FLOPs and the pick/rejection column to what the stage prints."""
     ok = [r for r in table.values() if "latency_ms_p50" in r]
     runs = ok[0].get("latency_runs", 0) if ok else 0
     warm = ok[0].get("warmup", 3) if ok else 3
@@ -705,21 +710,32 @@ def trade_off_table(table: dict[str, dict[str, Any]], table_cls: Any) -> Any:
                   caption=f"latency: batch 1, {runs} timed call{'s' * (runs != 1)} per variant "
                           f"after {warm} warm-up calls (p50 = median; speedup from p50)")
     metric = "accuracy" if any("accuracy" in r for r in ok) else "r2"
-    for col in ("variant", "engine", "size MB", "x size", "p50 ms", "p95 ms", "speedup",
-                "rows/s b64", "x FLOPs", metric, "max |diff|", "note"):
+    cols = ["variant", "size MB", "x size", "p50 ms", "p95 ms", "speedup", metric,
+            "max |diff|"]
+    if wide:
+        cols[1:1] = ["engine"]
+        cols[7:7] = ["rows/s b64", "x FLOPs"]
+        cols.append("note")
+    for col in cols:
         t.add_column(col, justify="right")
     for name, row in table.items():
         if "latency_ms_p50" not in row:
-            t.add_row(name, *["-"] * 10, f"not built: {row.get('error', '')}"[:80])
+            t.add_row(name, *["-"] * (len(cols) - 2),
+                      f"not built: {row.get('error', '')}"[:80] if wide else "-")
             continue
         diff = row.get("max_abs_diff")
-        note = row.get("rejected") or ("picked" if row.get("picked") else "")
-        t.add_row(name, str(row.get("engine", "")), f"{row['size_bytes'] / 1e6:.2f}",
-                  f"{row.get('size_ratio', 1.0):.2f}",
-                  f"{row['latency_ms_p50']:.2f}", f"{row['latency_ms_p95']:.2f}",
-                  f"{row.get('speedup', 1.0):.2f}",
-                  f"{row['throughput_b64']:.0f}" if row.get("throughput_b64") else "-",
-                  f"{row['flops_ratio']:.2f}" if row.get("flops_ratio") else "-",
-                  f"{row.get(metric, float('nan')):.4f}",
-                  "-" if diff is None else f"{diff:.1e}", str(note)[:80])
+        cells = {"variant": name, "engine": str(row.get("engine", "")),
+                 "size MB": f"{row['size_bytes'] / 1e6:.2f}",
+                 "x size": f"{row.get('size_ratio', 1.0):.2f}",
+                 "p50 ms": f"{row['latency_ms_p50']:.2f}",
+                 "p95 ms": f"{row['latency_ms_p95']:.2f}",
+                 "speedup": f"{row.get('speedup', 1.0):.2f}",
+                 "rows/s b64": f"{row['throughput_b64']:.0f}" if row.get("throughput_b64")
+                 else "-",
+                 "x FLOPs": f"{row['flops_ratio']:.2f}" if row.get("flops_ratio") else "-",
+                 metric: f"{row.get(metric, float('nan')):.4f}",
+                 "max |diff|": "-" if diff is None else f"{diff:.1e}",
+                 "note": str(row.get("rejected") or ("picked" if row.get("picked") else ""))[
+                     :80]}
+        t.add_row(*(cells[c] for c in cols))
     return t
