@@ -189,6 +189,11 @@ async def _read_records(request: Request, reader: dict[str, Any],
     return records
 
 
+# the same body readers for every route that takes inputs (deploy/app.py's model routes)
+read_inputs = _read_inputs
+read_records = _read_records
+
+
 # Swagger UI and ReDoc, served by the server itself (the fastapi-offline package's files)
 _ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
 
