@@ -32,19 +32,37 @@ def _run(tmp_path, name: str, model: dict, train: dict | None = None):
 @pytest.mark.slow
 def test_a_small_time_limit_bounds_the_recorded_train_time(tmp_path, capsys):
     # 5,000 epochs of the mlp would take minutes: the limit must stop it
-    run = _run(tmp_path, "bound", {"name": "auto", "time_limit": 4},
+    run = _run(tmp_path, "bound", {"name": "auto", "time_limit": 10},
                {"epochs": 5000, "patience": None})
     timing = json.loads((run.dir.root / "timing.json").read_text())
-    assert timing["time_limit"] == 4
-    assert timing["seconds"] <= 4 * 1.10, timing  # what the run recorded, not a timer race
+    assert timing["time_limit"] == 10
+    assert timing["seconds"] <= 10 * 1.10, timing  # what the run recorded, not a timer race
     assert sum(timing["families"].values()) + sum(timing["refits"].values()) \
         <= timing["seconds"] + 1e-6
-    assert {"lightgbm", "linear", "mlp"} <= set(timing["families"])
+    assert {"lightgbm", "linear"} <= set(timing["families"])
+
+
+def test_the_numpy_log_loss_is_scikit_learns():
+    import numpy as np
+    from sklearn.metrics import log_loss
+
+    from launchml.tasks.classification import class_log_loss
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet([1, 1, 1], 50)
+    p[0] = [1.0, 0.0, 0.0]
+    y = rng.integers(0, 3, 50)
+    y[0] = 2  # a certain, wrong prediction: clipped, not infinite
+    ref = log_loss(y, np.clip(p, 1e-7, 1) / np.clip(p, 1e-7, 1).sum(1, keepdims=True),
+                   labels=[0, 1, 2])
+    assert abs(class_log_loss(y, p, 3) - ref) < 1e-9
 
 
 @pytest.mark.slow
-def test_leftover_time_fits_a_second_lightgbm_and_the_package_serves_it(tmp_path, capsys):
-    run = _run(tmp_path, "extra", {"name": "auto", "time_limit": 60,
+def test_leftover_time_fits_a_second_lightgbm_and_the_package_serves_it(tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setenv("LAUNCHML_QUIET", "0")  # the progress lines are what is checked
+    run = _run(tmp_path, "extra", {"name": "auto", "time_limit": 20,
                                    "families": ["lightgbm"]})
     board = {r["family"]: r for r in json.loads(
         (run.dir.root / "leaderboard.json").read_text())}

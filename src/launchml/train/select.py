@@ -409,7 +409,7 @@ def _progress(board: list[dict[str, Any]], start: float, limit: float | None,
     fits = [r["fit_seconds"] for r in board if "fit_seconds" in r]
     estimate = elapsed + len(queue) * (sum(fits) / max(len(fits), 1))
     if limit is not None:
-        estimate = min(estimate, limit)
+        estimate = max(min(estimate, limit), elapsed)
     console.info(f"train: {elapsed:.0f}s used, about {estimate:.0f}s in all"
                  + (f" (limit {limit:.0f}s)" if limit is not None else "")
                  + (f"; next {', '.join(queue)}" if queue else "") + "; leaderboard so far: "
