@@ -399,6 +399,16 @@ def _autogluon(data: Set, Xtr: pd.DataFrame, ytr: np.ndarray, Xte: pd.DataFrame,
     return np.asarray(out["predictions"], dtype=ytr.dtype), {"model": out["best_model"]}
 
 
+def _baseline(make: Callable[[pd.DataFrame, str], Any], task: str, Xtr: pd.DataFrame,
+              ytr: np.ndarray, Xte: pd.DataFrame) -> tuple[np.ndarray, None]:
+    """A baseline on one OpenMP/BLAS thread: on a shared 2-core machine more threads than
+    free cores made HistGradientBoosting 10x slower (133-259 s for breast cancer)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return make(Xtr, task).fit(Xtr, ytr).predict(Xte), None
+
+
 def _score(task: str, y: np.ndarray, pred: np.ndarray) -> float:
     from sklearn.metrics import accuracy_score, r2_score
 
@@ -425,8 +435,7 @@ def run_set(name: str, data: Set, seeds: int, time_limit: float, autogluon: bool
         plan: dict[str, Callable[[], tuple[np.ndarray, Any]]] = {
             "launchml": lambda s=split, seed=seed: _launchml(data, *s, time_limit, seed)}
         for bname, make in BASELINES[kind].items():
-            plan[bname] = lambda make=make, s=split: (
-                make(s[0], task).fit(s[0], s[1]).predict(s[2]), None)
+            plan[bname] = lambda make=make, s=split: _baseline(make, task, *s)
         if run_ag:
             plan["autogluon"] = lambda s=split, seed=seed: _autogluon(data, *s, time_limit,
                                                                      seed)
