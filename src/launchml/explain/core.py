@@ -212,30 +212,37 @@ def baseline_arrays(predictor: Predictor) -> dict[str, np.ndarray]:
 
 
 # -- Shapley values (the one model-agnostic engine) ----------------------------------
+def n_coalitions(k: int, *, exact_max: int = EXACT_MAX, permutations: int = PERMUTATIONS
+                 ) -> int:
+    """How many coalitions ``shapley`` evaluates for ``k`` players."""
+    return 2 ** k if k <= exact_max else 2 * permutations * (k + 1)
+
+
 def shapley(value: Callable[[np.ndarray], np.ndarray], k: int, *, exact_max: int = EXACT_MAX,
-            permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[np.ndarray, float, float,
-                                                                     int, str]:
-    """Shapley values of ``k`` players for the game ``value(masks (M, k) bool) -> (M,)``.
+            permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[Any, Any, Any, int, str]:
+    """Shapley values of ``k`` players for the game ``value(masks (M, k) bool) -> (M,)``,
+    or of several games at once (``-> (R, M)``, one row per game: phi is then R x k).
 
     Exact up to ``exact_max`` players; beyond, ``permutations`` antithetic pairs of
-    random orders. Both add up exactly to value(all) - value(none). Returns
-    (phi, value(all), value(none), evaluations, 'exact' | 'sampled').
+    random orders (the same for every game). Both add up exactly to value(all) -
+    value(none). Returns (phi, value(all), value(none), evaluations, 'exact' | 'sampled').
     """
     if k == 0:
-        v = value(np.zeros((1, 0), dtype=bool))
-        return np.zeros(0), float(v[0]), float(v[0]), 1, "exact"
+        v = np.asarray(value(np.zeros((1, 0), dtype=bool)), dtype=np.float64)
+        return np.zeros(v.shape[:-1] + (0,)), v[..., 0], v[..., 0], 1, "exact"
     if k <= exact_max:
         ids = np.arange(2 ** k)
         masks = ((ids[:, None] >> np.arange(k)) & 1).astype(bool)
-        v = value(masks)
+        v = np.asarray(value(masks), dtype=np.float64)
         size = masks.sum(1)
         w = np.array([math.factorial(s) * math.factorial(k - s - 1) / math.factorial(k)
                       for s in range(k)])
-        phi = np.zeros(k)
+        phi = np.zeros(v.shape[:-1] + (k,))
         for i in range(k):
             without = ids[~masks[:, i]]
-            phi[i] = float(np.sum(w[size[without]] * (v[without | (1 << i)] - v[without])))
-        return phi, float(v[-1]), float(v[0]), len(masks), "exact"
+            phi[..., i] = np.sum(w[size[without]] * (v[..., without | (1 << i)]
+                                                     - v[..., without]), axis=-1)
+        return phi, v[..., -1], v[..., 0], len(masks), "exact"
     rng = np.random.default_rng(seed)
     orders = []
     for _ in range(permutations):
@@ -245,12 +252,13 @@ def shapley(value: Callable[[np.ndarray], np.ndarray], k: int, *, exact_max: int
     for o, order in enumerate(orders):
         for step in range(1, k + 1):
             masks[o * (k + 1) + step, order[:step]] = True
-    v = value(masks).reshape(len(orders), k + 1)
-    phi = np.zeros(k)
+    v = np.asarray(value(masks), dtype=np.float64)
+    v = v.reshape(v.shape[:-1] + (len(orders), k + 1))
+    phi = np.zeros(v.shape[:-2] + (k,))
     for o, order in enumerate(orders):
-        phi[order] += np.diff(v[o])
+        phi[..., order] += np.diff(v[..., o, :], axis=-1)
     phi /= len(orders)
-    return phi, float(v[0, -1]), float(v[0, 0]), len(masks), "sampled"
+    return phi, v[..., 0, -1], v[..., 0, 0], len(masks), "sampled"
 
 
 def batched(f: Callable[[dict[str, np.ndarray]], np.ndarray], arrays: dict[str, np.ndarray],
@@ -260,23 +268,33 @@ def batched(f: Callable[[dict[str, np.ndarray]], np.ndarray], arrays: dict[str, 
                            for s in range(0, n, BATCH_ROWS)])
 
 
-def column_game(f: Callable[[dict[str, np.ndarray]], np.ndarray], row: dict[str, np.ndarray],
-                background: dict[str, np.ndarray], groups: list[list[str]]
-                ) -> Callable[[np.ndarray], np.ndarray]:
-    """The game of the input columns of one row: present columns from the row, absent ones
-    from each background row, the output averaged over the background rows."""
+def column_game(f: Callable[[dict[str, np.ndarray]], np.ndarray], rows: dict[str, np.ndarray],
+                background: dict[str, np.ndarray], groups: list[list[str]],
+                targets: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The games of the input columns of ``rows`` (R rows, evaluated together): present
+    columns from the row, absent ones from each background row, the output averaged over
+    the background rows. ``f`` gives one output per row, or all of them (N x outputs),
+    of which ``targets`` picks one per explained row. value(masks) -> (R, M); (M,) when
+    R is 1 and no targets are given."""
     b = len(next(iter(background.values())))
+    r = len(next(iter(rows.values())))
 
     def value(masks: np.ndarray) -> np.ndarray:
         m = len(masks)
         arrays = {}
         for j, keys in enumerate(groups):
-            take = np.repeat(masks[:, j], b)  # M*B rows
+            take = np.tile(np.repeat(masks[:, j], b), r)  # R*M*B rows
             for key in keys:
-                x, z = row[key], background[key]
-                rep = np.tile(z, (m,) + (1,) * (z.ndim - 1))
-                arrays[key] = np.where(take.reshape((-1,) + (1,) * (z.ndim - 1)), x, rep)
-        return batched(f, arrays, m * b).reshape(m, b).mean(1)
+                x, z = rows[key], background[key]
+                tail = (1,) * (z.ndim - 1)
+                arrays[key] = np.where(take.reshape((-1,) + tail),
+                                       np.repeat(x, m * b, axis=0), np.tile(z, (r * m,) + tail))
+        out = batched(f, arrays, r * m * b)
+        if out.ndim == 2:
+            pick = np.zeros(r, dtype=np.int64) if targets is None else targets
+            out = out.reshape(r, m * b, -1)[np.arange(r), :, pick]
+        v = out.reshape(r, m, b).mean(2)
+        return v[0] if r == 1 and targets is None else v
 
     return value
 
@@ -455,23 +473,26 @@ def explain_table(predictor: Predictor, shown: list[Any], arrays: dict[str, np.n
                 cost={"seconds": each, "evaluations": 1, "exact": True}))
     else:
         bg, bg_name = _background(predictor, background)
-        for i in range(len(raw)):
+        nb = len(next(iter(bg.values())))
+        # rows explained together: one model call for many rows' coalitions
+        step = max(1, 4 * BATCH_ROWS // (n_coalitions(len(cols)) * nb))
+        for s0 in range(0, len(raw), step):
             start = time.perf_counter()
-            row = {k: v[i:i + 1] for k, v in arrays.items()}
-            ti = int(t[i])
-
-            def f(a: dict[str, np.ndarray], ti: int = ti) -> np.ndarray:
-                return predictor.logits(a)[:, ti]
-
-            phi, full, none, evals, kind = shapley(column_game(f, row, bg, [groups[c] for c
-                                                                          in cols]), len(cols))
-            out.append(Explanation(
-                input=names[i], prediction=preds[i], output=output_name(predictor, ti),
-                method="shapley", baseline=bg_name, value=full, base_value=none,
-                contributions=[(c, _display(shown[i], c), float(phi[j]))
-                               for j, c in enumerate(cols)],
-                cost={"seconds": time.perf_counter() - start, "evaluations": evals *
-                      len(next(iter(bg.values()))), "exact": kind == "exact"}))
+            part = {k: v[s0:s0 + step] for k, v in arrays.items()}
+            tr = np.asarray(t[s0:s0 + step], dtype=np.int64)
+            phi, full, none, evals, kind = shapley(
+                column_game(predictor.logits, part, bg, [groups[c] for c in cols], tr),
+                len(cols))
+            each = (time.perf_counter() - start) / len(tr)
+            for r, i in enumerate(range(s0, s0 + len(tr))):
+                out.append(Explanation(
+                    input=names[i], prediction=preds[i], output=output_name(predictor, t[i]),
+                    method="shapley", baseline=bg_name, value=float(full[r]),
+                    base_value=float(none[r]),
+                    contributions=[(c, _display(shown[i], c), float(phi[r, j]))
+                                   for j, c in enumerate(cols)],
+                    cost={"seconds": each, "evaluations": evals * nb,
+                          "exact": kind == "exact", "batch": len(tr)}))
     seq = [c for c in cols if states[c]["type"] in SEQUENCE_TYPES]
     if seq and tokens:
         from launchml.explain.tokens import explain_tokens

@@ -42,7 +42,7 @@ def mean_abs(explanations: list[Any]) -> dict[str, float]:
 
 
 def permutation_importance(predictor: Predictor, arrays: dict[str, np.ndarray], y: np.ndarray,
-                           *, repeats: int = 3, seed: int = 0, max_rows: int = 5000
+                           *, repeats: int = 3, seed: int = 0, max_rows: int = 2000
                            ) -> dict[str, Any]:
     """How much the task's loss (log loss; mean squared error for regression) grows when one
     column's values are shuffled across rows (all its parts together), mean of ``repeats``
