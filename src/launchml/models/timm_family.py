@@ -182,6 +182,27 @@ def _pretrained_error(spec: NetworkSpec, e: Exception | str) -> ModelError:
 SMALL_RESNET = "small_resnet"
 
 
+def local_pretrained(cache_dir: str | Path | None = None) -> tuple[str, str] | None:
+    """A timm backbone whose pretrained weights are at hand in the local Hugging Face cache:
+    ``("timm:<arch>", "timm/<arch>.<tag>")`` for the smallest weights file there, or None.
+    Reads folders only (no network, no download): ``model: auto`` fine-tunes it on image
+    folders when it is there (train/select.py)."""
+    from huggingface_hub import constants
+
+    root = Path(cache_dir or constants.HF_HUB_CACHE)
+    found = []
+    for repo in sorted(root.glob("models--timm--*")):
+        files = [f for pattern in ("model.safetensors", "pytorch_model.bin")
+                 for f in repo.glob(f"snapshots/*/{pattern}")]
+        if files:
+            name = repo.name.removeprefix("models--timm--")
+            found.append((min(f.stat().st_size for f in files), name))
+    if not found:
+        return None
+    name = min(found)[1]
+    return f"timm:{name.split('.')[0]}", f"timm/{name}"
+
+
 def small_resnet(*, height: int, width: int, channels: int, num_outputs: int,
                  drop_rate: float) -> nn.Module:
     """``timm:small_resnet``: timm's ResNet sized for small images (trained from scratch).

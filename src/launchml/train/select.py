@@ -84,6 +84,8 @@ def choose_families(cfg: Any, states: dict[str, Any], task: Task) -> list[str]:
         # model.time_limit, auto spends it on the pixels' LightGBM (small images), seed_cnn
         # and the small ResNet
         fits = [f for f in fits if f == IMAGE_DEFAULT[0]]
+    elif image_column(states) is not None and _pretrained(cfg) is not None:
+        fits.append(_pretrained(cfg)[0])  # weights at hand locally: fine-tune them too
     wanted = cfg.model.families or fits
     unknown = [f for f in wanted if f not in FAMILIES and not is_network(f)]
     if unknown:
@@ -350,15 +352,36 @@ def _auto_network(cfg: Any, name: str) -> bool:
             and not cfg.model.families)
 
 
+def _pretrained(cfg: Any) -> tuple[str, str] | None:
+    """auto's pretrained timm backbone: one whose weights are in the local cache (never
+    downloaded), unless model.network.pretrained already names weights."""
+    from launchml.models.timm_family import local_pretrained
+
+    return local_pretrained() if cfg.model.network.pretrained is False else None
+
+
 def _recipe(cfg: Any, name: str) -> Any:
-    """The run config for one family: auto's small ResNet trains with what small networks
-    trained from scratch need, where train.* leaves it open: a cosine schedule over up to 30
-    epochs, early stopping after 5 epochs without a better validation loss (the best
-    weights are restored), pad-and-crop augmentation of 1/8 of the side (label smoothing:
+    """The run config for one family: auto's small ResNet, and the timm backbone whose
+    weights are in the local cache (``_pretrained``: fine-tuned from them), train with what
+    small image sets need where train.* leaves it open (``_schedule``): a cosine schedule
+    over up to 30 epochs, early stopping after 5 epochs without a better validation loss
+    (the best weights are restored), pad-and-crop augmentation (label smoothing:
     ``_smoothing``)."""
+    local = _pretrained(cfg) if cfg.model.name == "auto" and not cfg.model.families \
+        and is_network(name) and name not in IMAGE_DEFAULT else None
+    if local is not None and name == local[0]:  # its cached weights, fine-tuned
+        network = cfg.model.network.model_copy(update={"pretrained": local[1]})
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"network": network})})
+        return cfg.model_copy(update={"train": _schedule(cfg.train)})
     if not _auto_network(cfg, name):
         return cfg
-    train, given = cfg.train, cfg.train.model_fields_set
+    return cfg.model_copy(update={"train": _schedule(cfg.train)})
+
+
+def _schedule(train: Any) -> Any:
+    """What training from scratch (or fine-tuning) on small image sets needs, where train.*
+    leaves it open."""
+    given = train.model_fields_set
     update: dict[str, Any] = {}
     if "scheduler" not in given:
         update["scheduler"] = "cosine"
@@ -368,7 +391,7 @@ def _recipe(cfg: Any, name: str) -> Any:
         update["epochs"] = max(train.epochs, 30)
     if "augment" not in given:
         update["augment"] = train.augment.model_copy(update={"crop": CROP})
-    return cfg.model_copy(update={"train": train.model_copy(update=update)})
+    return train.model_copy(update=update)
 
 
 CROP = 2  # pixels of pad-and-crop for auto's small ResNet (images of 16-64 pixels)
