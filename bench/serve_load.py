@@ -70,9 +70,11 @@ def train_model(work: Path) -> Path:
 
     data = write_shapes_folder(work / "shapes", n_train=64, n_test=16)
     run = launchml.run({"name": "cnn", "output_dir": str(work / "runs"), "seed": 0,
-                        "data": {"train": str(data / "train"), "target_size": [150, 150]},
+                        "data": {"train": str(data / "train"), "test": str(data / "test"),
+                                 "target_size": [150, 150]},
                         "model": {"name": "seed_cnn"}, "train": {"epochs": 1},
-                        "optimize": {"int8": False, "latency_runs": 2}}, verbose=0)
+                        "optimize": {"int8": False, "latency_runs": 2},
+                        "evaluate": {"report": False}}, verbose=0)
     return run.dir.model
 
 
