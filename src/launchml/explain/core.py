@@ -141,7 +141,7 @@ def answer(pred: dict[str, Any]) -> str:
 
 
 def _short(v: Any) -> str:
-    s = str(v)
+    s = f"{v:.4g}" if isinstance(v, float) else str(v)
     return s if len(s) <= 24 else s[:21] + "..."
 
 
@@ -349,6 +349,8 @@ def _select(predictor: Predictor, inputs: Any, rows: slice | None,
             start += n
             if index:
                 yield shown, arrays, index
+            if table_file and rows.stop is not None and start >= rows.stop:
+                return  # the rows asked for are read: the rest of the file is not
         else:
             yield list(chunk), arrays, list(found or range(start, start + n))
             start += n
