@@ -31,9 +31,11 @@ def explain(
     folder: Path | None = typer.Option(None, "--dir", help="where the files go (default: the "
                                        "run's explanations/ folder, else ./explanations)"),
 ) -> None:
-    """Explain each input: its answer and main reasons are printed; an overlay PNG per
-    image, and explanations.jsonl (every attribution, method, baseline and cost), are
-    written under explanations/.
+    """Why the model answers what it does, input by input.
+
+    Prints each input's answer and main reasons; writes an overlay PNG per image and
+    explanations.jsonl (every attribution, method, baseline and cost) under
+    explanations/.
     """
     from launchml.console import verbosity
     from launchml.deploy.predictor import Predictor
