@@ -120,8 +120,26 @@ def torchao_row(predictor: Any, x: dict[str, np.ndarray], y: np.ndarray) -> dict
             "(dense layers; convolutions stay fp32)"}
 
 
+def pin_threads(predictors: Any, n: int) -> None:
+    """Every engine on ``n`` intra-op threads: PyTorch's setting, and each ONNX Runtime
+    session opened again with ``intra_op_num_threads=n`` (on an oversubscribed machine
+    two spinning threads per engine measure the load, not the engine)."""
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(n)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = n
+    for p in predictors:
+        for member in p._model.members:
+            if hasattr(member, "session"):
+                member.session = ort.InferenceSession(
+                    member.session._model_path, options, providers=["CPUExecutionProvider"])
+
+
 def remeasure(run_dir: Path, rows: list[dict[str, Any]], rounds: int, calls: int,
-              extra: dict[str, Any]) -> dict[str, dict[str, float]]:
+              extra: dict[str, Any], threads: int | None = None
+              ) -> dict[str, dict[str, float]]:
     """Latency and throughput of every variant again, in interleaved rounds (round r
     times each variant in turn), each variant's quietest round kept: on a shared machine
     a load spike then hits every variant alike instead of the one being measured."""
@@ -138,6 +156,8 @@ def remeasure(run_dir: Path, rows: list[dict[str, Any]], rounds: int, calls: int
                                            engine="torch" if i == 0 else r["engine"])
               for i, r in enumerate(rows) if "error" not in r}
     served.update(extra)
+    if threads:
+        pin_threads(served.values(), threads)
     best: dict[str, dict[str, float]] = {}
     for _ in range(rounds):
         for name, p in served.items():
@@ -177,7 +197,7 @@ def rows_of(model: str, run_dir: Path, args: Any, torchao: bool = False
             extra["int8_torchao"] = p
             extra_rows.append(torchao_row(p, *split_arrays(load_prepared(RunDir(run_dir)),
                                                            "test")))
-    again = remeasure(run_dir, rows, args.rounds, args.runs, extra)
+    again = remeasure(run_dir, rows, args.rounds, args.runs, extra, args.threads)
     base = {**rows[0], **again[rows[0]["variant"]]}
     out = []
     for r in [*rows, *extra_rows]:
@@ -186,7 +206,7 @@ def rows_of(model: str, run_dir: Path, args: Any, torchao: bool = False
             continue
         stage = {k: r.get(k) for k in ("latency_p50_ms", "latency_p95_ms", "throughput_b64")}
         r = {**r, **again[r["variant"]]}
-        row = {"model": model, **{k: r.get(k) for k in KEYS if k in r},
+        row = {"model": model, **{k: r.get(k) for k in KEYS},
                "variant": r["variant"], "engine": r.get("engine")}
         row["metric_drop"] = round(base["metric"] - r["metric"], 6)
         row["size_mb"] = round(r["size_bytes"] / 1e6, 3)
@@ -197,6 +217,8 @@ def rows_of(model: str, run_dir: Path, args: Any, torchao: bool = False
                   "direct_metric"):
             if r.get(k) is not None:
                 row[k] = r[k]
+        if args.threads:
+            row["threads"] = args.threads
         out.append(row)
     return out
 
@@ -261,6 +283,8 @@ def main() -> None:
                     "and round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved measuring rounds; "
                     "each variant's quietest round is reported")
+    ap.add_argument("--threads", type=int, default=None, help="measure every engine on "
+                    "this many threads (default: each engine's own default)")
     ap.add_argument("--reuse", action="store_true", help="measure the runs an earlier "
                     "invocation left in bench/out/optimize/runs instead of training again")
     ap.add_argument("--only", default="seed_cnn,resnet18,table")
@@ -305,6 +329,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             **cpu, "small": args.small, "epochs": args.epochs, "latency_runs": args.runs,
             "rounds": args.rounds, "warmup": 2, "load_average": os.getloadavg(),
+            "threads": args.threads or "engine default",
             "seconds": seconds, "targets": checks, "rows": rows}, indent=1))
         print(f"wrote {args.json}")
 
