@@ -147,6 +147,25 @@ def test_predict_a_registry_reference(cancer, tmp_path):
     assert r.returncode == 1 and "no alias 'challenger'" in r.stderr
 
 
+def test_load_a_registry_reference_in_python(cancer, tmp_path, monkeypatch):
+    import launchml
+    from launchml.errors import PackageError
+    from launchml.registry import Registry
+
+    model, _ = cancer
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LAUNCHML_REGISTRY_URL", raising=False)
+    monkeypatch.delenv("LAUNCHML_REGISTRY_ARTIFACTS", raising=False)
+    with pytest.raises(PackageError, match="no registry at"):
+        launchml.load("cancer@champion")
+    assert not (tmp_path / ".launchml").exists()  # a typo creates no database
+    with Registry() as reg:  # the project's registry: .launchml/ here
+        v = reg.add(model, name="cancer")
+        reg.set_alias("cancer", "champion", v.version)
+    predictor = launchml.load("cancer@champion")
+    assert predictor.package.path == v.path and predictor.labels == ["0", "1"]
+
+
 @pytest.mark.slow
 def test_images_resume_to_a_table_and_json_lines(digits_run, digits_dir, tmp_path,
                                                  monkeypatch):

@@ -405,7 +405,8 @@ def serve(
                           max_pixels=max_pixels, max_concurrent=max_concurrent,
                           max_queue=max_queue, request_timeout_s=request_timeout,
                           idle_timeout_s=idle_timeout, max_connections=max_connections)
-    if models or registry or workers > 1 or api_key_file is not None:
+    reference = model is not None and not model.exists() and "@" in str(model)
+    if models or registry or workers > 1 or api_key_file is not None or reference:
         _serve_models([*([str(model)] if model else []), *models], registry, limits,
                       host=host, port=port, engine=engine, api_key_file=api_key_file,
                       workers=workers, max_batch_size=max_batch_size,

@@ -100,7 +100,11 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | Path, *, engine: Engine = "auto") -> Predictor:
-        return cls(load_package(path), engine=engine)
+        """A package folder, run folder or .zip; or a registry reference (cancer@champion,
+        cancer:3) in the project's registry (LAUNCHML_REGISTRY_URL)."""
+        from launchml.registry.store import resolve_model
+
+        return cls(load_package(resolve_model(path)), engine=engine)
 
     @property
     def labels(self) -> list[str]:

@@ -697,7 +697,15 @@ def resolve_model(text: str | Path, *, url: str | None = None) -> Path:
     ``cancer:3``) in the registry at ``url`` (default: LAUNCHML_REGISTRY_URL, else the
     project's .launchml/registry.db)."""
     path = Path(text)
-    if path.exists() or not looks_like_ref(str(text)):
+    # a reference names a version or alias: a bare missing name stays a (missing) path
+    if path.exists() or not ("@" in str(text) or ":" in str(text)) \
+            or not looks_like_ref(str(text)):
         return path
+    url = url or default_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise PackageError(f"'{text}' is neither a package folder nor in a registry: there "
+                           f"is no registry at {url.removeprefix('sqlite:///')}. Fix: run "
+                           f"from the project folder, set {URL_ENV}, or give the package's "
+                           "path.")
     with Registry(url) as reg:
         return reg.path(str(text))
