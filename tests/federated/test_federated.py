@@ -147,6 +147,30 @@ def test_simulation_through_the_cli_packages_the_global_model(wine, tmp_path):
 
 
 @needs_fed
+@pytest.mark.slow
+def test_secure_aggregation_is_recorded_and_hides_the_clients(wine, tmp_path):
+    wine.to_csv(tmp_path / "wine.csv", index=False)
+    config = tmp_path / "sec.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "sec", "output_dir": str(tmp_path / "runs"), "seed": 0,
+        "data": {"train": "wine.csv", "target": "target"},
+        "train": {"batch_size": 16, "learning_rate": 0.01},
+        "federated": {"rounds": 1, "min_clients": 3, "secagg": True},
+        "optimize": {"onnx": False, "int8": False}, "evaluate": {"report": False}}))
+    proc = subprocess.run([str(FED_PY), "-m", "launchml", "federate", "simulate", str(config),
+                           "--clients", "3"], capture_output=True, text=True, timeout=900,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "runs" / "sec"
+    meta = json.loads((run / "model" / "package.json").read_text())
+    assert meta["privacy"]["federated"]["secagg"] is True
+    (r,) = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()
+            if json.loads(x)["event"] == "round"]
+    assert r["secagg"] is True and r["per_client"] == []  # only the masked sum was seen
+    assert r["global_accuracy"] > 0.5
+
+
+@needs_fed
 def test_strategies_are_floweres_current_ones():
     code = ("from types import SimpleNamespace as N\n"
             "from launchml.federated.app import make_strategy\n"

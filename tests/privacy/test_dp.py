@@ -140,3 +140,19 @@ def test_dp_image_network_on_digits(digits_dir, tmp_path):
     epochs = [json.loads(x) for x in run.dir.events.read_text().splitlines()]
     assert [e["epoch"] for e in epochs if "epsilon" in e] == [1, 2]
     assert (run.dir.model / "model.onnx").exists()  # the hooks are off before export
+
+
+def test_the_replacement_is_opacus_own_so_packages_rebuild():
+    import torch.nn as nn
+    from opacus.validators import ModuleValidator
+
+    from launchml.privacy.layers import batchnorm_to_groupnorm
+
+    def net():
+        return nn.Sequential(nn.Conv2d(1, 48, 3), nn.BatchNorm2d(48),
+                             nn.Sequential(nn.Conv2d(48, 8, 1), nn.BatchNorm2d(8)))
+
+    ours, theirs = batchnorm_to_groupnorm(net()), ModuleValidator.fix(net())
+    assert str(ours) == str(theirs)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+

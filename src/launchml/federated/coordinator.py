@@ -92,7 +92,8 @@ class Coordinator:
         row["seconds"] = round(seconds, 3)
         self.rounds.append(row)
         core.write_event(self.rd.events, row)
-        console.info(f"federate: round {server_round}: {row['clients']}/{expected} clients, "
+        who = "SecAgg+ sum" if secagg else f"{row['clients']}/{expected} clients"
+        console.info(f"federate: round {server_round}: {who}, "
                      + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
     def finish(self, state: dict[str, Any], seconds: float) -> None:

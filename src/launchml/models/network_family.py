@@ -51,7 +51,14 @@ def build_network(network: dict[str, Any], column: str, state: dict[str, Any], t
     from launchml.models import create_model
 
     schema = _schema(column, state, task)
-    return create_model(network, schema, task, {column: state}, for_loading=for_loading)
+    norm = network.get("norm")  # "groupnorm": DP-SGD replaced its BatchNorm layers
+    model = create_model({k: v for k, v in network.items() if k != "norm"}, schema, task,
+                         {column: state}, for_loading=for_loading)
+    if norm == "groupnorm":
+        from launchml.privacy.layers import batchnorm_to_groupnorm
+
+        model = batchnorm_to_groupnorm(model)
+    return model
 
 
 class NetworkFamily:
@@ -138,7 +145,10 @@ class NetworkFamily:
         state = {k: v.detach().contiguous().cpu() for k, v in self.net.state_dict().items()}
         with atomic_path(folder / WEIGHTS) as tmp:
             save_file(state, str(tmp))
-        return {"files": {"weights": WEIGHTS}, "network": self.package_spec,
+        spec = self.package_spec
+        if any(getattr(h, "replaced", None) for h in getattr(self, "hooks", [])):
+            spec = {**spec, "norm": "groupnorm"}  # as trained (privacy.dp): served so
+        return {"files": {"weights": WEIGHTS}, "network": spec,
                 "column": self.column}
 
     @classmethod
