@@ -206,7 +206,7 @@ def rows_of(model: str, run_dir: Path, args: Any, torchao: bool = False
             continue
         stage = {k: r.get(k) for k in ("latency_p50_ms", "latency_p95_ms", "throughput_b64")}
         r = {**r, **again[r["variant"]]}
-        row = {"model": model, **{k: r.get(k) for k in KEYS},
+        row = {**{k: r.get(k) for k in KEYS}, "model": model,
                "variant": r["variant"], "engine": r.get("engine")}
         row["metric_drop"] = round(base["metric"] - r["metric"], 6)
         row["size_mb"] = round(r["size_bytes"] / 1e6, 3)
