@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from launchml.cli.main import app, handle_errors
+from launchml.deploy.batch import TABLE_OUT
+from launchml.deploy.batch import isolate as _isolate
+from launchml.deploy.batch import naming as _naming
+from launchml.deploy.batch import scored_frame as _scored  # noqa: F401  (tests import it)
 from launchml.deploy.limits import ServerLimits
 
 _ENGINE = typer.Option("auto", "--engine", help="auto | torch | onnx")
 _LIMITS = ServerLimits()  # the server's default limits (a dataclass: no server import)
-# --out suffixes that make a table model write a scored table (input columns + predictions)
-TABLE_OUT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
-             ".ndjson": "jsonl"}
 
 
 ON_BAD_INPUT = ("error", "skip")
@@ -109,26 +109,6 @@ def _warn_skipped(bad: int, total: int, where: str) -> None:
                      f"skip); each has {where} saying why.")
 
 
-def _isolate(score: Callable[[Any], list[dict[str, Any]]], items: Any) -> list[dict[str, Any]]:
-    """``score(items)``, one result per item; when a bad input makes the whole part fail,
-    the part is halved until each bad input stands alone and gets ``{"error": message}``."""
-    from launchml.errors import InputError
-
-    try:
-        return score(items)
-    except InputError as e:
-        if len(items) == 1:
-            return [{"error": str(e)}]
-        mid = len(items) // 2
-        take = items.iloc if hasattr(items, "iloc") else items  # a DataFrame, or a list
-        return _isolate(score, take[:mid]) + _isolate(score, take[mid:])
-
-
-def _naming(e: Exception, source: Any) -> Exception:
-    """``e`` with the input it is about in its message (the same error type)."""
-    return e if str(source) in str(e) else type(e)(f"'{source}': {e}")
-
-
 def image_rows(predictor: Any, inputs: list[Path], skip: bool) -> Iterator[dict[str, Any]]:
     """``{"file", "label", "probabilities"}`` per image, a batch at a time; with ``skip`` a
     bad image (or a path that is no image file) gets ``{"file", "error"}`` instead."""
@@ -209,127 +189,6 @@ def table_results(predictor: Any, path: Path, skip: bool
                 raise _naming(e, path) from None
             rows = _isolate(score, chunk)
         yield chunk, rows
-
-
-def write_scored_table(predictor: Any, inputs: list[Path], out: Path, *,
-                       skip: bool = False) -> int:
-    """Write every input row plus its prediction columns to ``out``; return the row count.
-
-    Chunks are read, scored and appended one at a time into a temporary file that
-    is renamed to ``out`` only at the end: a failure leaves no half-written ``out``.
-    With ``skip``, an ``error`` column says why a row has no prediction (empty for
-    good rows).
-    """
-    from launchml import console
-    from launchml.runs import atomic_path
-
-    n = bad = 0
-    with atomic_path(out) as tmp, closing(_TableWriter(tmp, TABLE_OUT[out.suffix.lower()])) as w:
-        for path in inputs:
-            for chunk, rows in table_results(predictor, path, skip):
-                w.write(_scored(chunk, rows, predictor.labels, path, errors=skip), path, n)
-                n += len(chunk)
-                bad += sum("error" in r for r in rows)
-    console.info(f"predict: {n - bad} rows scored" + (f", {bad} with an error" if bad else "")
-                 + f" -> {out}")
-    _warn_skipped(bad, n, "an 'error' value in the output")
-    return n
-
-
-def _scored(chunk: Any, rows: list[dict[str, Any]], labels: list[str], path: Path, *,
-            errors: bool = False) -> Any:
-    """The chunk's columns (and its index, if named), then ``prediction``, one
-    ``probability_<label>`` per label (a classifier's ``labels``; none for regression)
-    and, with ``errors``, ``error``: '' for a scored row; a row with an error has empty
-    prediction columns."""
-    import pandas as pd
-
-    from launchml.errors import InputError
-
-    def prediction(r: dict[str, Any]) -> Any:
-        if "error" in r:
-            return None
-        return "|".join(r["labels"]) if "labels" in r else r["label"] if "label" in r \
-            else r["value"]
-
-    pred = [prediction(r) for r in rows]
-    cols: dict[str, Any] = {"prediction": pred}
-    if labels and all(p is None for p in pred):  # a text column even with no text in it
-        cols["prediction"] = pd.array(pred, dtype="string")
-    elif not labels and errors:
-        cols["prediction"] = [float("nan") if p is None else p for p in pred]
-    for lab in labels:
-        cols[f"probability_{lab}"] = [float("nan") if "error" in r else r["probabilities"][lab]
-                                      for r in rows]
-    if errors:
-        cols["error"] = [r.get("error", "") for r in rows]
-    clash = [c for c in cols if c in chunk.columns]
-    if clash:
-        raise InputError(f"'{path}' already has column(s) {clash}, which the scored table "
-                         "adds. Fix: rename or drop them in the input.")
-    named = any(n is not None for n in chunk.index.names)  # e.g. a Parquet file's saved index
-    chunk = chunk.reset_index(drop=not named)
-    return pd.concat([chunk, pd.DataFrame(cols)], axis=1)
-
-
-class _TableWriter:
-    """Appends scored chunks to a CSV, JSON Lines or Parquet file.
-
-    Every chunk must have the first one's columns (for Parquet, their types too).
-    """
-
-    def __init__(self, path: Path, fmt: str) -> None:
-        self.path, self.fmt = path, fmt
-        self.columns: list[str] | None = None
-        self._parquet: Any = None  # pyarrow.parquet.ParquetWriter, opened on the first chunk
-        self._text = (None if fmt == "parquet"  # closed by close()
-                      else open(path, "w", encoding="utf-8", newline=""))  # noqa: SIM115
-
-    def write(self, df: Any, source: Path, first_row: int) -> None:
-        from launchml.errors import InputError
-
-        if self.columns is None:
-            self.columns = list(df.columns)
-        elif list(df.columns) != self.columns:
-            raise InputError(f"'{source}': the rows from output row {first_row} on have columns "
-                             f"{list(df.columns)}, but the output began with {self.columns}. "
-                             "Fix: score tables with different columns into separate files.")
-        if self.fmt == "csv":
-            df.to_csv(self._text, header=first_row == 0, index=False)
-        elif self.fmt == "jsonl":
-            df.to_json(self._text, orient="records", lines=True, date_format="iso",
-                       force_ascii=False)
-        else:
-            self._write_parquet(df, source, first_row)
-
-    def _write_parquet(self, df: Any, source: Path, first_row: int) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from launchml.errors import InputError
-
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        if self._parquet is None:
-            self._parquet = pq.ParquetWriter(self.path, table.schema)
-        schema = self._parquet.schema
-        if not table.schema.equals(schema, check_metadata=False):
-            try:  # a later chunk's pandas types may differ: int64 then float64 (NaN) ...
-                table = table.cast(schema)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                bad = next(f.name for f in table.schema if f.type != schema.field(f.name).type)
-                raise InputError(
-                    f"'{source}': column '{bad}' holds {table.schema.field(bad).type} values "
-                    f"from output row {first_row} on, but {schema.field(bad).type} before; a "
-                    "Parquet file keeps one type per column. Fix: write --out as .csv or "
-                    ".jsonl, or make the column's type consistent (e.g. convert the input to "
-                    "Parquet first).") from None
-        self._parquet.write_table(table)
-
-    def close(self) -> None:
-        if self._text is not None:
-            self._text.close()
-        if self._parquet is not None:
-            self._parquet.close()
 
 
 @app.command()
