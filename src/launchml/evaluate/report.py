@@ -125,6 +125,8 @@ def baseline_score(task_name: str, y_train: np.ndarray, y: np.ndarray) -> tuple[
 def row_hashes(arrays: dict[str, np.ndarray]) -> list[bytes]:
     keys = sorted(arrays)
     n = len(arrays[keys[0]]) if keys else 0
+    if n == 0:  # an empty split (no test rows): nothing to hash
+        return []
     flat = []
     for k in keys:
         a = np.asarray(arrays[k])
