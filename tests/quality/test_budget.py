@@ -79,3 +79,12 @@ def test_leftover_time_fits_a_second_lightgbm_and_the_package_serves_it(tmp_path
     assert len(predictor.predict(frame)) == 4
     if "lightgbm_extra" in members:  # its own model files beside the first LightGBM's
         assert (run.model_dir / "model.lgb_extra.txt").exists()
+
+
+def test_the_ensemble_holds_one_neural_member():
+    from launchml.train.select import ensemble_pool
+
+    # two networks, the mlp and a tree model ranked: only the best neural one may join
+    ranked = [{"family": "seed_cnn"}, {"family": "lightgbm"}, {"family": "timm:small_resnet"},
+              {"family": "mlp"}, {"family": "linear"}]
+    assert [r["family"] for r in ensemble_pool(ranked)] == ["seed_cnn", "lightgbm", "linear"]

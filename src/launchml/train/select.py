@@ -125,6 +125,14 @@ def _scores(task: Task, y: np.ndarray, raw: np.ndarray) -> dict[str, float]:
     return {k: round(float(m[k]), 6) for k in keys if k in m}
 
 
+def ensemble_pool(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ranked families the ensemble may combine: a package holds one neural member (its
+    weights.safetensors, ONNX export and optimize variants), so the best network or mlp
+    only, beside every other family."""
+    neural = [r["family"] for r in ranked if r["family"] == "mlp" or is_network(r["family"])]
+    return [r for r in ranked if r["family"] not in neural[1:]]
+
+
 def ensemble_weights(task: Task, raws: list[np.ndarray], y: np.ndarray,
                      rounds: int = 25) -> np.ndarray:
     """Greedy forward selection with replacement on validation loss."""
@@ -242,15 +250,16 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
     ranked = sorted((r for r in board if "validation_loss" in r),
                     key=lambda r: r["validation_loss"])
     members = {ranked[0]["family"] if ranked else names[0]: 1.0}
-    if valid is not None and cfg.model.ensemble and len(ranked) > 1:
-        raws = [fitted[r["family"]].val_raw for r in ranked]
+    pool = ensemble_pool(ranked)
+    if valid is not None and cfg.model.ensemble and len(pool) > 1:
+        raws = [fitted[r["family"]].val_raw for r in pool]
         w = ensemble_weights(task, raws, valid[1])
         w = np.where(w < MIN_WEIGHT, 0.0, w)  # a 4% member is not worth its refit and latency
         w = w / w.sum()
         ens_raw = combine(task, raws, list(w))
         ens = {"family": "ensemble", "validation_loss": round(_loss(task, valid[1], ens_raw), 6),
                **_scores(task, valid[1], ens_raw),
-               "weights": {r["family"]: round(float(x), 4) for r, x in zip(ranked, w,
+               "weights": {r["family"]: round(float(x), 4) for r, x in zip(pool, w,
                                                                            strict=True) if x}}
         board.append(ens)
         if ens["validation_loss"] < ranked[0]["validation_loss"] - 1e-9:
