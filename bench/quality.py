@@ -13,9 +13,9 @@ Two real data sets per kind, all offline:
   ``fine_foods`` (R modeldata small_fine_foods: 4,000 Amazon reviews, great vs other,
   HTML tags included);
 - SMILES: ``chembl_pic50`` (RDKit Contrib FreeWilson: 1,017 ChEMBL compounds of
-  CHEMBL2321810 with measured pIC50), ``nci_tpsa`` (RDKit Data NCI: 2,000 of the first
-  5,000 NCI compounds with their topological polar surface area from Daylight/Ertl's
-  tpsa.c, a value RDKit's own descriptors do not compute the same way);
+  CHEMBL2321810 with measured pIC50), ``nci_tpsa`` (RDKit Data NCI: 1,000 of the first
+  5,000 NCI compounds that RDKit parses, with their topological polar surface area from
+  Daylight/Ertl's tpsa.c, a value RDKit's own descriptors do not compute the same way);
 - images: ``digits_images`` (scikit-learn digits, 1,797 8x8 greyscale scans written as
   PNG files and resized to 32x32), ``icons`` (the Adwaita icon theme's 48x48 symbolic
   icons, 5 folders with >= 36 icons: actions, devices, mimetypes, places, status;
@@ -130,7 +130,12 @@ def _chembl_pic50() -> Set:
 def _nci_tpsa() -> Set:
     df = pd.read_csv(_rdkit_file("Data", "NCI", "first_5k.tpsa.csv"), skiprows=1,
                      header=None, names=["smiles", "tpsa"])
-    df = df.sample(n=2000, random_state=0).reset_index(drop=True)
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")  # 3 of the first 5,000 (aluminium, silicon salts) do not
+    # parse: launchml refuses them by row (as it should), so the set leaves them out
+    df = df[[Chem.MolFromSmiles(s) is not None for s in df["smiles"]]]
+    df = df.sample(n=1000, random_state=0).reset_index(drop=True)
     return {"X": df[["smiles"]], "y": df["tpsa"].to_numpy(dtype=float), "task": "regression",
             "kind": "smiles"}
 
