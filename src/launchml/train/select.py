@@ -348,7 +348,9 @@ def _concat(a: Any, b: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return arrays, np.concatenate([a[1], b[1]])
 
 
-SHARE = {"lightgbm": 2.0}  # LightGBM: the strong cheap learner on every kind; others 1
+# LightGBM and the linear model: the strong learners that pay for their time on every kind
+# (the linear TF-IDF model on text); the neural ones 1
+SHARE = {"lightgbm": 2.0, "linear": 2.0}
 
 
 def _weight(name: str) -> float:
