@@ -105,14 +105,28 @@ def text_linear_run(reviews_csv, tmp_path_factory):
                         stages=["prepare", "train"])
 
 
+def proteins(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """Protein sequences; 'label' is yes exactly when the WHHW motif is in the sequence."""
+    rng = np.random.default_rng(seed)
+    amino = list("ACDEFGIKLMNPQRSTVY")  # no W or H outside the motif
+    rows = []
+    for _ in range(n):
+        seq = "".join(rng.choice(amino, int(rng.integers(40, 70))))
+        motif = rng.uniform() < 0.5
+        if motif:
+            at = int(rng.integers(0, len(seq) - 5))
+            seq = seq[:at] + "WHHW" + seq[at + 4:]
+        rows.append({"sequence": seq, "label": "yes" if motif else "no"})
+    return pd.DataFrame(rows)
+
+
 @pytest.fixture(scope="session")
 def pairs_run(tmp_path_factory):
-    """Linear model on drug-target pairs (SMILES + protein); binding needs the WHHW motif."""
+    """Linear model on protein sequences whose label is the WHHW motif."""
     import launchml
-    from tests.tables_data import drug_target_pairs
 
-    path = tmp_path_factory.mktemp("pairs") / "pairs.csv"
-    drug_target_pairs(300).rename(columns={"binds": "label"}).to_csv(path, index=False)
+    path = tmp_path_factory.mktemp("proteins") / "proteins.csv"
+    proteins().to_csv(path, index=False)
     out = tmp_path_factory.mktemp("runs")
-    return launchml.run(table_config(path, out, "pairs", {"name": "linear"}),
+    return launchml.run(table_config(path, out, "proteins", {"name": "linear"}),
                         stages=["prepare", "train"])
