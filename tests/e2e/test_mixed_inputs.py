@@ -1,5 +1,6 @@
 """Mixed inputs through all five stages: text + numbers + categories, a SMILES +
-protein pair, image paths + numbers, and a local Hugging Face model with LoRA."""
+protein pair, image paths + numbers (served as base64), and a local Hugging Face model
+with LoRA."""
 
 from __future__ import annotations
 
@@ -75,6 +76,20 @@ def test_image_text_and_numbers_in_one_model(tmp_path):
     pred = Predictor.load(run.model_dir).predict_rows(tmp_path / "new" / "rows.csv")
     frame = pd.read_csv(path)
     assert [p["label"] for p in pred] == frame["label"].head(2).tolist()
+    # the server takes the images as base64, and opens no path a request names
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from launchml.deploy.server import create_app
+
+    client = TestClient(create_app(Predictor.load(run.model_dir)))
+    records = [{"photo": base64.b64encode((tmp_path / f"images/{i}.png").read_bytes()).decode(),
+                "weight": float(i), "caption": c} for i, c in enumerate(["the coffee", "my order"])]
+    r = client.post("/v1/predict", json={"records": records})
+    assert [p["label"] for p in r.json()["predictions"]] == [p["label"] for p in pred]
+    r = client.post("/v1/predict", json={"records": [{**records[0], "photo": "images/0.png"}]})
+    assert r.status_code == 422 and r.json()["error"].startswith("records[0].photo")
 
 
 @pytest.mark.parametrize("lora", [False, True])

@@ -221,6 +221,10 @@ def serve(
     max_connections: int = typer.Option(_LIMITS.max_connections, "--max-connections",
                                         help="open connections; beyond, the oldest idle "
                                         "one is closed"),
+    image_root: Path | None = typer.Option(
+        None, "--image-root", help="image columns of table records may name files inside "
+        "this folder (relative paths); without it a record's image must be base64 data "
+        "and the server opens no path a request names"),
     models: list[str] = typer.Option(
         [], "--models", help="serve these (comma-separated or repeated) on "
         "/v1/models/<name>/...: package paths, or with --registry name@alias (followed: a "
@@ -263,7 +267,8 @@ def serve(
     limits = ServerLimits(max_body_mb=max_body_mb, max_batch=max_batch, max_records=max_records,
                           max_pixels=max_pixels, max_concurrent=max_concurrent,
                           max_queue=max_queue, request_timeout_s=request_timeout,
-                          idle_timeout_s=idle_timeout, max_connections=max_connections)
+                          idle_timeout_s=idle_timeout, max_connections=max_connections,
+                          image_root=_image_root(image_root))
     reference = model is not None and not model.exists() and "@" in str(model)
     if models or registry or workers > 1 or api_key_file is not None or reference:
         _serve_models([*([str(model)] if model else []), *models], registry, limits,
@@ -277,6 +282,18 @@ def serve(
                           "--models cancer@champion)")
     run_server(Predictor.load(model, engine=engine), host=host, port=port,  # type: ignore[arg-type]
                limits=limits)
+
+
+def _image_root(folder: Path | None) -> str | None:
+    """--image-root: an existing folder, kept as its resolved path."""
+    from launchml.errors import ConfigError
+
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        raise ConfigError(f"--image-root '{folder}' is not a folder. Fix: name the folder "
+                          "the records' relative image paths are read from.")
+    return str(folder.resolve())
 
 
 def _serve_models(specs: list[str], registry: bool, limits: Any, *, host: str, port: int,

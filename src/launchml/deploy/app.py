@@ -45,7 +45,13 @@ from launchml.deploy.auth import request_key
 from launchml.deploy.limits import ApiError, install
 from launchml.deploy.metrics import Metrics
 from launchml.deploy.models import Loaded, ModelManager, ServeOptions, Source
-from launchml.deploy.server import add_docs, read_inputs, read_records, request_body
+from launchml.deploy.server import (
+    add_docs,
+    read_inputs,
+    read_records,
+    record_reader,
+    request_body,
+)
 from launchml.errors import InputError
 
 _ROUTE = re.compile(r"^/v1/models/([^/]+)(?:/(predict|explain|refresh))?$")
@@ -160,11 +166,7 @@ def create_models_app(sources: list[Source], options: ServeOptions | None = None
         if loaded.images:
             blobs, given = await read_inputs(request, limits)
             return list(zip(blobs, given, strict=True))
-        pkg = loaded.predictor.package
-        reader = {**(pkg.meta["provenance"].get("reader") or {}),
-                  "numbers": [c for c, st in pkg.preprocessing.items()
-                              if st["type"] == "number"]}
-        return await read_records(request, reader, limits)
+        return await read_records(request, record_reader(loaded.predictor.package), limits)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

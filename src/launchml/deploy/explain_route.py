@@ -49,8 +49,9 @@ def add_explain(app: FastAPI, predictor: Predictor, limits: ServerLimits,
     pkg = predictor.package
     images = predictor.image_column is not None
     image_state = pkg.preprocessing.get(predictor.image_column or "")
-    reader = {**(pkg.meta["provenance"].get("reader") or {}),
-              "numbers": [c for c, st in pkg.preprocessing.items() if st["type"] == "number"]}
+    from launchml.deploy.server import record_reader
+
+    reader = record_reader(pkg)
 
     lock = threading.Lock()  # Captum's hooks sit on shared modules: one at a time
 

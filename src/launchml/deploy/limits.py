@@ -56,11 +56,14 @@ class ServerLimits:
     idle_timeout_s: float = 5.0  # a connection that sends nothing is closed after this
     max_connections: int = 1000  # beyond: the oldest idle connection is closed (or 503)
     max_header_kb: int = 16  # the request line and headers: 400
+    # the one folder image columns of records may name files in (--image-root); None: a
+    # record's image is base64 data only, the server opens no path a client names
+    image_root: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or f.name == "image_root":
                 continue
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"server limit {f.name} must be a positive number; got "

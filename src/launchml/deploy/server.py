@@ -83,7 +83,9 @@ _IMAGE_BODY = {
 # JSON schema of a record field, by column type
 _FIELD = {"number": {"type": "number"}, "boolean": {"type": "boolean"},
           "datetime": {"type": "string", "format": "date-time"},
-          "image": {"type": "string", "description": "path of an image file on the server"}}
+          "image": {"type": "string", "format": "byte", "contentEncoding": "base64",
+                    "description": "the image file as base64 (or a data: URI); a path is "
+                                   "read only inside the server's --image-root folder"}}
 
 
 def request_body(predictor: Predictor) -> dict[str, Any]:
@@ -135,6 +137,58 @@ async def _read_inputs(request: Request, limits: ServerLimits
 _SCALARS = (str, int, float, bool, type(None))
 
 
+def record_reader(package: Any) -> dict[str, Any]:
+    """How a route reads a package's records: the training file's reader (delimiter,
+    decimal separator), its number columns and its image columns."""
+    states = package.preprocessing
+    return {**(package.meta["provenance"].get("reader") or {}),
+            "numbers": [c for c, st in states.items() if st["type"] == "number"],
+            "images": [c for c, st in states.items() if st["type"] == "image"]}
+
+
+def _image_field(value: Any, where: str, root: str | None) -> Any:
+    """A record's image on the server: base64 data (or a data: URI) -> bytes. A path is
+    opened only when the operator named a folder (--image-root) and it resolves inside
+    it (symlinks followed, then checked): a client never makes the server read a file of
+    its own choosing."""
+    if not isinstance(value, str):
+        return value  # null: reported as empty by the column's transform
+    text = value.strip()
+    if root is not None and not text.startswith("data:"):
+        base = Path(root).resolve()
+        path = Path(text)
+        inside = text and not path.is_absolute() and ".." not in path.parts and \
+            (base / path).resolve().is_relative_to(base)
+        if inside and (base / path).resolve().is_file():
+            return (base / path).resolve()
+    try:
+        payload = "".join(text.split(",", 1)[-1].split()) if text.startswith("data:") \
+            else "".join(text.split())
+        if payload:
+            return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    if root is not None:
+        why, fix = ("nor a file inside the server's --image-root folder", "or a path "
+                    "relative to that folder (no '..', no link leading out of it)")
+    else:
+        why, fix = ("and the server opens no path a request names", "or start the server "
+                    "with --image-root DIR to let it read relative paths inside DIR")
+    raise ApiError(422, f"{where} is {text[:100]!r}, which is not base64 image data {why}. "
+                        f"Fix: send the image file as base64 (or a data: URI), {fix}")
+
+
+def _decode_images(records: list[dict[str, Any]], reader: dict[str, Any],
+                   limits: ServerLimits) -> None:
+    """Replace each image column's value by the image's bytes (or a path inside
+    ``limits.image_root``), in place; 422 naming the field otherwise."""
+    for column in reader.get("images", []):
+        for i, record in enumerate(records):
+            if column in record:
+                record[column] = _image_field(record[column], f"records[{i}].{column}",
+                                              limits.image_root)
+
+
 def _check_records(records: list[Any], limits: ServerLimits) -> None:
     check_count(len(records), limits.max_records, "records", "--max-records")
     for i, record in enumerate(records):
@@ -173,8 +227,10 @@ async def _read_records(request: Request, reader: dict[str, Any],
                 if c in frame:
                     frame[c] = parse_numbers(frame[c].replace("", None), ",")
         # empty cells are missing values, as in a CSV file given to launchml predict
-        return [{k: (None if v == "" else v) for k, v in r.items()}
+        rows = [{k: (None if v == "" else v) for k, v in r.items()}
                 for r in frame.to_dict(orient="records")]
+        _decode_images(rows, reader, limits)
+        return rows
     try:
         body = parse_json(await read_body(request))
     except ApiError as e:
@@ -186,6 +242,7 @@ async def _read_records(request: Request, reader: dict[str, Any],
             not all(isinstance(r, dict) for r in records):
         raise ApiError(422, 'send {"records": [{"column": value, ...}, ...]}')
     _check_records(records, limits)
+    _decode_images(records, reader, limits)
     return records
 
 
@@ -246,8 +303,7 @@ def create_app(predictor: Predictor, limits: ServerLimits | None = None) -> Fast
     pkg = predictor.package
     images = predictor.image_column is not None  # else records
     image_state = pkg.preprocessing.get(predictor.image_column or "")
-    reader = {**(pkg.meta["provenance"].get("reader") or {}),
-              "numbers": [c for c, st in pkg.preprocessing.items() if st["type"] == "number"]}
+    reader = record_reader(pkg)
     # no path of the server's files in the docs: the model's name and task only
     app = FastAPI(title="launchml model server", version=str(pkg.meta["format_version"]),
                   description=f"Serves the model '{pkg.meta['model']['name']}' "
