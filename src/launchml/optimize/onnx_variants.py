@@ -12,7 +12,8 @@ Variants (``optimize.variants``), each a full model package under ``variants/<na
 - ``distilled``: a student trained on the teacher's outputs (``distill.py``).
 
 Every variant, and the trained model as the reference (``pytorch``: fp32 eager),
-is measured on the held-out split (test, else validation) by ``measure.py``: the
+is built by ``build.py`` and measured on the held-out split (test, else
+validation) by ``measure.py``: the
 task's metric, size on disk, parameters, FLOPs, batch-1 latency p50/p95 and
 batch-64 throughput on the engine that serves it, and peak memory. The table goes
 to ``variants/summary.json`` (``{"rows": [...], "picked": name, ...}``). The
