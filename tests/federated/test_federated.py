@@ -171,7 +171,7 @@ def test_secure_aggregation_is_recorded_and_hides_the_clients(wine, tmp_path):
 
 
 @needs_fed
-def test_strategies_are_floweres_current_ones():
+def test_strategies_are_flowers_current_ones():
     code = ("from types import SimpleNamespace as N\n"
             "from launchml.federated.app import make_strategy\n"
             "for s in ('fedavg', 'fedprox', 'fedadam'):\n"
@@ -184,3 +184,17 @@ def test_strategies_are_floweres_current_ones():
     lines = out.stdout.split("\n")
     assert lines[0].startswith("flwr.serverapp.strategy.fedavg FedAvg 3")
     assert "FedProx 3" in lines[1] and "FedAdam 3" in lines[2]
+
+
+def test_without_the_federated_environment_the_cli_says_how_to_build_it(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("flwr") is not None:
+        pytest.skip("Flower is importable here: nothing to delegate")
+    env = {**os.environ, "LAUNCHML_FEDERATED_PYTHON": str(tmp_path / "no-such-python")}
+    (tmp_path / "c.yaml").write_text("name: x\n")
+    out = subprocess.run([str(Path(sys.executable).parent / "launchml"), "federate",
+                          "simulate", str(tmp_path / "c.yaml"), "--clients", "2"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 1
+    assert "make install-federated" in out.stderr and "'launchml[federated]'" in out.stderr

@@ -34,7 +34,7 @@ def federated_python() -> Path | None:
     .venv-federated in the working folder or in the launchml checkout."""
     given = os.environ.get("LAUNCHML_FEDERATED_PYTHON")
     if given:
-        return Path(given)
+        return Path(given) if Path(given).exists() else None
     checkout = Path(__file__).resolve().parents[3]
     for root in (Path.cwd(), checkout):
         py = root / ".venv-federated" / "bin" / "python"
