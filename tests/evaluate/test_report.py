@@ -146,6 +146,24 @@ def test_report_can_be_turned_off(binary_run, tmp_path):
     assert not (run.dir.evaluation / "report.html").exists()
 
 
+def test_a_section_that_fails_is_named_not_fatal(binary_run, tmp_path, monkeypatch):
+    from launchml.data import load_prepared
+    from launchml.data.schema import split_arrays
+    from launchml.evaluate.report import Report
+
+    def broken(self):
+        raise ValueError("no slices today")
+
+    monkeypatch.setattr(Report, "_slices", broken)
+    pred = launchml.load(binary_run.dir.model)
+    prepared = load_prepared(binary_run.dir)
+    x, _ = split_arrays(prepared, "test")
+    report = Report(binary_run.dir, pred, prepared, "test", {}, pred.logits(x)).build()
+    html = report.html()
+    assert 'id="error-slices"' in html and "no slices today" in html
+    assert 'id="summary"' in html and 'id="slices"' not in html
+
+
 def test_bootstrap_interval_covers_the_metric():
     from launchml.evaluate.report import bootstrap
 

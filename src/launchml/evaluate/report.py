@@ -208,8 +208,18 @@ class Report:
         self.sections.append((key, title, body))
 
     def timed(self, name: str, fn: Any) -> None:
+        """Build one section; one that fails is reported (a warning and a section that
+        says so) instead of costing the run its metrics and the other sections."""
         start = time.perf_counter()
-        fn()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - any failure of one section, named
+            from launchml import console
+
+            why = f"{type(e).__name__}: {str(e)[:300]}"
+            console.warn(f"evaluate: the report's '{name}' section could not be built ({why})")
+            self.add(f"error-{name}", f"{name} (not built)",
+                     f'<p class="warn">This section could not be built: {esc(why)}</p>')
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
     def build(self) -> Report:
