@@ -512,6 +512,27 @@ def report(results: list[dict[str, Any]]) -> None:
                   f"{timing.get('time_limit', '?')}s")
 
 
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The summary as a Markdown table (bench/RESULTS.md)."""
+    lines = ["| set | kind | metric | launchml | best baseline | launchml - best | noise | "
+             "verdict | AutoGluon | launchml s (train stage) | baseline s |",
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for r in results:
+        row = summarize(r)
+        d, noise, v = verdict(r, row)
+        ag = r["scores"].get("autogluon")
+        ag_txt = f"{np.mean(ag):.4f} ± {np.std(ag):.4f} ({len(ag)} seeds)" if ag else "-"
+        timing = [i.get("timing") or {} for i in r["details"].get("launchml", [])]
+        train_s = [t["seconds"] for t in timing if "seconds" in t]
+        stage = f" ({np.mean(train_s):.0f})" if train_s else ""
+        lines.append(
+            f"| {row['set']} | {row['kind']} | {row['metric']} | {row['launchml']:.4f} ± "
+            f"{row['launchml_std']:.4f} | {_num(row['best_baseline']):.4f} "
+            f"({row['baseline_name']}) | {d:+.4f} | {noise:.4f} | {v} | {ag_txt} | "
+            f"{row['launchml_seconds']:.0f}{stage} | {_num(row['baseline_seconds']):.0f} |")
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, Any]:
     flags = set()
     try:
@@ -551,17 +572,27 @@ def main() -> None:
     parser.add_argument("--contenders", default=None,
                         help="comma-separated subset: launchml, autogluon, the baselines")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--markdown", action="store_true",
+                        help="with --merge: also print the summary as a Markdown table")
     parser.add_argument("--merge", nargs="*", default=None,
                         help="details files (<json>.details.json) of earlier runs to merge")
     args = parser.parse_args()
     if args.merge is not None:
-        results, started = [], None
+        by_set: dict[str, dict[str, Any]] = {}  # one set's contenders from several runs
+        started = None
         for pattern in args.merge:
             for f in sorted(glob.glob(pattern)):
                 d = json.loads(Path(f).read_text())
                 started = started or d["machine_at_start"]
-                results += d["sets"]
+                for r in d["sets"]:
+                    into = by_set.setdefault(r["set"], {**r, "scores": {}, "seconds": {},
+                                                        "details": {}})
+                    for key in ("scores", "seconds", "details"):
+                        into[key].update({c: v for c, v in r[key].items() if v})
+        results = list(by_set.values())
         report(results)
+        if args.markdown:
+            print(markdown(results))
         if args.json:
             write(args.json, results, started or machine())
         return
