@@ -85,11 +85,11 @@ MALFORMED = {
                      "is not an ONNX model"),
     "package_json_is_a_symlink": ({"files": _symlink_meta}, "symbolic link"),
     "weights_wrong_shape": ({"files": _state_dict_edit(
-        lambda t: t.update({_first_key(t): t[_first_key(t)][:1].clone()}))}, "size mismatch"),
+        lambda t: t.update({_first_key(t): t[_first_key(t)][:1].clone()}))}, "has shape"),
     "weights_missing_key": ({"files": _state_dict_edit(lambda t: t.pop(_first_key(t)))},
-                            "Missing key"),
+                            "has no tensor"),
     "weights_extra_key": ({"files": _state_dict_edit(
-        lambda t: t.update(zzz=t[_first_key(t)].clone()))}, "Unexpected key"),
+        lambda t: t.update(zzz=t[_first_key(t)].clone()))}, "does not have: 'zzz'"),
 }
 
 
@@ -206,6 +206,30 @@ def test_a_linear_member_missing_a_tensor_is_one_package_error(table_package, tm
         save_file(tensors, folder / "model.linear.safetensors")
 
     folder = _variant(table_package, tmp_path / "linear", files=drop_coef)
-    with pytest.raises(PackageError, match=r"model.members\[0\] \(linear\) cannot be loaded: "
-                                           "KeyError: 'coef'"):
+    with pytest.raises(PackageError, match=r"model.members\[0\] \(linear\): .*has no "
+                                           "tensor 'coef'"):
         launchml.load(folder)
+
+
+@pytest.mark.parametrize("tensor", ["coef", "intercept", "mean", "std"])
+def test_a_linear_tensor_of_the_wrong_shape_is_refused_at_load(table_package, tmp_path,
+                                                                tensor):
+    def cut(folder: Path) -> None:
+        from safetensors.numpy import load_file, save_file
+
+        tensors = load_file(folder / "model.linear.safetensors")
+        tensors[tensor] = np.ascontiguousarray(tensors[tensor][..., :-1])  # one column less
+        save_file(tensors, folder / "model.linear.safetensors")
+
+    want = launchml.load(table_package)
+    with pytest.raises(PackageError) as err:  # at load, not as a ValueError at predict
+        launchml.load(_variant(table_package, tmp_path / tensor, files=cut))
+    message = str(err.value)
+    assert message.startswith("model.members[0] (linear): "), message
+    assert f"tensor '{tensor}' has shape" in message and "expects" in message
+    # the shapes named: what was found and what the member's spec expects
+    coef = want._model.members[0].model.coef_.shape
+    shapes = {"coef": coef, "intercept": coef[:1], "mean": (coef[1],), "std": (coef[1],)}
+    found = (*shapes[tensor][:-1], shapes[tensor][-1] - 1)
+    assert str(found) in message and str(shapes[tensor]) in message
+    assert "\n" not in message

@@ -340,6 +340,9 @@ class TorchMember:
 
         self.net = TableNet(self.plan, states, ModelConfig.model_validate(spec["config"]).mlp,
                             task.num_outputs, for_loading=True)
+        from launchml.models.shapes import check_state_dict
+
+        check_state_dict(self.net, weights, spec["files"]["weights"])
         self.net.load_state_dict(weights)
         self.net.eval()
 
@@ -427,8 +430,12 @@ def _load_member(folder: Path, i: int, member: dict[str, Any], task: Task,
                  states: dict[str, Any], engine: str) -> Any:
     """One member, or a one-line PackageError naming it when its files do not fit it
     (missing tensors, wrong shapes, an unreadable model file)."""
+    from launchml.models.shapes import MemberFilesError
+
     try:
         return family_class(member["family"]).load(folder, member, task, states, engine)
+    except MemberFilesError as e:  # a tensor that does not fit: name the member
+        raise PackageError(f"model.members[{i}] ({member['family']}): {e}") from None
     except LaunchmlError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged file fails in many library ways

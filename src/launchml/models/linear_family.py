@@ -334,6 +334,9 @@ class LinearModel:
         if not path.exists():
             raise PackageError(f"'{path}' is missing: the package's linear model is gone.")
         t = load_file(str(path))
+        vocab = read_json(Path(folder) / spec["files"]["linear_vocab"]) \
+            if spec.get("texts") else {}
+        _check_shapes(t, spec, vocab, task, spec["files"]["linear"])
         model = cls(task, states)
         model.coef_, model.intercept_ = t["coef"], t["intercept"]
         model.mean_, model.std_ = t["mean"], t["std"]
@@ -342,12 +345,39 @@ class LinearModel:
         model.vocab_ = {c: (t[f"keys:{c}"], t[f"idf:{c}"]) for c in spec["sequences"]}
         model.blocks_ = {k: (t[f"block_mean:{k}"], t[f"block_std:{k}"])
                          for k in spec.get("blocks", [])}
-        vocab = read_json(Path(folder) / spec["files"]["linear_vocab"]) \
-            if spec.get("texts") else {}
         model.text_ = {c: {part: (terms, t[f"text_idf:{c}:{part}"])
                            for part, terms in vocab[c].items()} for c in spec.get("texts", [])}
         model.strength = spec["strength"]
         return model
+
+
+def _check_shapes(t: dict[str, np.ndarray], spec: dict[str, Any], vocab: dict[str, Any],
+                  task: Task, file: str) -> None:
+    """The tensors fit the spec (columns, categories, vocabularies) and the task: checked
+    at load, so a damaged file is a PackageError naming the tensor, not a shape error at
+    the first prediction."""
+    from launchml.models.shapes import check_tensors
+
+    dense = len(spec["dense"])
+    expected: dict[str, tuple[int | None, ...]] = {"mean": (dense,), "std": (dense,)}
+    for c in spec["sequences"]:
+        expected[f"keys:{c}"] = expected[f"idf:{c}"] = (None,)
+    for k in spec.get("blocks", []):
+        expected[f"block_mean:{k}"] = expected[f"block_std:{k}"] = (None,)
+    for c in spec.get("texts", []):
+        for part, terms in (vocab.get(c) or {}).items():
+            expected[f"text_idf:{c}:{part}"] = (len(terms),)
+    check_tensors(t, expected, file, extra=False)  # coef and intercept: below
+    for c in spec["sequences"]:  # a vocabulary's keys and their idf, one each
+        check_tensors(t, {f"idf:{c}": t[f"keys:{c}"].shape}, file, extra=False)
+    for k in spec.get("blocks", []):
+        check_tensors(t, {f"block_std:{k}": t[f"block_mean:{k}"].shape}, file, extra=False)
+    width = dense + sum(int(card) for _, card in spec["categories"]) \
+        + sum(len(t[f"keys:{c}"]) for c in spec["sequences"]) \
+        + sum(len(t[f"block_mean:{k}"]) for k in spec.get("blocks", [])) \
+        + sum(len(terms) for c in spec.get("texts", []) for terms in (vocab.get(c) or {}).values())
+    outputs = task.num_outputs
+    check_tensors(t, {**expected, "coef": (outputs, width), "intercept": (outputs,)}, file)
 
 
 def _loss(task: Task, y: np.ndarray, raw: np.ndarray) -> float:

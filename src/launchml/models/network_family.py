@@ -171,8 +171,12 @@ class TorchNetwork:
         self.column = spec.get("column") or image_column(states)
         self.net = build_network(spec["network"], self.column, states[self.column], task,
                                  for_loading=True)
+        from launchml.models.shapes import check_state_dict
+
+        weights = member_weights(folder, spec)
+        check_state_dict(self.net, weights, spec["files"]["weights"])
         try:
-            self.net.load_state_dict(member_weights(folder, spec))
+            self.net.load_state_dict(weights)
         except RuntimeError as e:  # missing, extra or misshaped weights: one line each
             lines = [x.strip().rstrip('.') for x in str(e).splitlines()[1:4] if x.strip()]
             raise PackageError(f"'{folder / spec['files']['weights']}' does not fit the "
