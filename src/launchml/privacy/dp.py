@@ -93,8 +93,15 @@ def _up(x: float) -> str:
 def fix_layers(model: Any) -> tuple[Any, list[str]]:
     """The model with the layers Opacus cannot train replaced (ModuleValidator.fix), and
     what was replaced; ConfigError naming a layer that has no replacement."""
+    import torch.nn as nn
     from opacus.validators import ModuleValidator
 
+    for name, m in model.named_modules():
+        if isinstance(m, nn.TransformerEncoder):  # its dropout and attention run inside
+            raise ConfigError(  # Opacus' vmap fallback, which refuses random operations
+                f"privacy.dp: layer '{name}' (the transformer text encoder) cannot be trained "
+                "with per-sample gradients. Fix: model.mlp.text_encoder: bag (token and "
+                "bigram embeddings, which DP-SGD trains), or remove privacy.dp")
     for m in model.modules():  # the per-sample hooks see each layer's output: an in-place
         if getattr(m, "inplace", False) is True:  # ReLU would overwrite it (same function)
             m.inplace = False
@@ -109,10 +116,21 @@ def fix_layers(model: Any) -> tuple[Any, list[str]]:
             "privacy.dp: the model has layers Opacus cannot train with per-sample gradients: "
             + "; ".join(str(e) for e in left[:3])
             + ". Fix: a model.name without them (seed_cnn, mlp), or remove privacy.dp.")
+    for m in fixed.modules():  # torch's TransformerEncoderLayer hands its attention float
+        if type(m).__name__ == "DPMultiheadAttention":  # masks (-inf = masked); Opacus'
+            m.register_forward_pre_hook(_bool_masks, with_kwargs=True)  # wants booleans
     after = {name: type(m).__name__ for name, m in fixed.named_modules()}
     changed = [f"{name} ({before[name]} -> {after.get(name)})" for name in before
                if name and after.get(name) != before[name]]
     return fixed, changed
+
+
+def _bool_masks(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    for key in ("key_padding_mask", "attn_mask"):
+        mask = kwargs.get(key)
+        if mask is not None and mask.is_floating_point():
+            kwargs[key] = mask < 0  # -inf (or any negative bias): masked
+    return args, kwargs
 
 
 class DPHook(TrainHook):
