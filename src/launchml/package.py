@@ -157,6 +157,9 @@ def save_package(
             with atomic_path(path / ONNX) as tmp:
                 shutil.copyfile(onnx_file, tmp)
         files["onnx"] = ONNX
+    preprocessing, origins = portable_states(preprocessing)
+    if origins:  # where a pretrained text model came from: a record, never opened
+        provenance = {**(provenance or {}), "pretrained": origins}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -348,6 +351,27 @@ def _regular(path: Path, what: str, max_bytes: int | None = None) -> None:
                            f"{max_bytes / MB:.0f} MiB is read.")
 
 
+def _local_name(name: str) -> bool:
+    """A pretrained model named by a path of this machine (absolute, ~, ./, ..), not by a
+    Hugging Face Hub id or a plain name inside the package."""
+    return Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or \
+        ".." in Path(name).parts or "\\" in name
+
+
+def portable_states(states: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The column states a package stores, and {column: local folder} of the pretrained
+    text models read from a folder of this machine. Such a folder is not part of the
+    package (its fine-tuned weights and ``hf_config`` are), so the package does not name
+    it: ``pretrained`` is kept only for a Hub id."""
+    out, origins = {}, {}
+    for col, st in states.items():
+        name = st.get("pretrained") if isinstance(st, dict) else None
+        if st.get("type") == "text" and isinstance(name, str) and _local_name(name):
+            st, origins[col] = {**st, "pretrained": None}, name
+        out[col] = st
+    return out, origins
+
+
 def _named_files(meta: dict[str, Any]) -> list[tuple[str, Any]]:
     """(field, file name) of every file package.json names."""
     out = [(f"files.{k}", v) for k, v in (meta.get("files") or {}).items()]
@@ -360,9 +384,33 @@ def _named_files(meta: dict[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
+def _check_pretrained(path: Path, meta: dict[str, Any]) -> None:
+    """A text column's ``pretrained`` names no path outside the package: a Hub id, or a
+    plain relative name of a real folder inside it (no symlink)."""
+    root = path.resolve()
+    for col, st in (meta.get("preprocessing") or {}).items():
+        name = st.get("pretrained") if isinstance(st, dict) else None
+        if not isinstance(name, str):
+            continue
+        field = f"preprocessing.{col}.pretrained"
+        inside = (root / name).resolve().is_relative_to(root) if name else False
+        if not name or _local_name(name) or not inside:
+            raise PackageError(f"'{path / 'package.json'}': {field} is {name[:200]!r}; a "
+                               "package names no file or folder outside itself (a pretrained "
+                               "text model is kept in its weights and hf_config). The package "
+                               "is damaged or hostile; it is refused. Fix: re-run training "
+                               "with this launchml to rebuild it.")
+        entry = path / name
+        if entry.is_symlink() or (entry.exists() and not entry.is_dir()):
+            raise PackageError(f"'{entry}' ({field}) is a symbolic link or not a folder; a "
+                               "package's files must be regular files and folders inside "
+                               "it. The package is refused.")
+
+
 def check_files(path: Path, meta: dict[str, Any]) -> None:
     """Every file ``meta`` names is a plain relative name inside ``path``, and a regular
     file (no symlink); safetensors and ONNX files are checked to be what they claim."""
+    _check_pretrained(path, meta)
     root = path.resolve()
     for field, name in _named_files(meta):
         if name is None:

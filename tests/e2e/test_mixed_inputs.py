@@ -104,7 +104,9 @@ def test_pretrained_text_model_fine_tuned_from_a_local_folder(tmp_path, lora):
     # a random tiny "pretrained" model: LoRA adapts a frozen random base, so less is learnt
     assert run.metrics["accuracy"] >= (0.7 if lora else 0.75)
     meta = json.loads((run.model_dir / "package.json").read_text())
-    assert meta["preprocessing"]["review"]["pretrained"] == str(bert)
+    # the package names no folder outside itself: the origin is a record, never opened
+    assert meta["preprocessing"]["review"]["pretrained"] is None
+    assert meta["provenance"]["pretrained"] == {"review": str(bert)}
     # the package is self-contained: the original model folder is not needed any more
     import shutil
 

@@ -233,3 +233,44 @@ def test_a_linear_tensor_of_the_wrong_shape_is_refused_at_load(table_package, tm
     found = (*shapes[tensor][:-1], shapes[tensor][-1] - 1)
     assert str(found) in message and str(shapes[tensor]) in message
     assert "\n" not in message
+
+
+def _with_text_column(pretrained):
+    """An edit adding a text column whose ``pretrained`` is the given value."""
+    def edit(meta: dict) -> None:
+        meta["preprocessing"]["note"] = {"type": "text", "tokenizer": "{}", "max_length": 8,
+                                         "vocab_size": 10, "pad_id": 0,
+                                         "pretrained": pretrained, "hf_config": {}}
+    return edit
+
+
+@pytest.mark.parametrize("name", ["/etc", "../../elsewhere", "~/models/bert", "./../x",
+                                  "", "linked"])
+def test_a_pretrained_path_outside_the_package_is_refused(table_package, tmp_path, name):
+    def link(folder: Path) -> None:
+        (tmp_path / "real").mkdir()
+        (folder / "linked").symlink_to(tmp_path / "real")
+
+    folder = _variant(table_package, tmp_path / "p", edit=_with_text_column(name), files=link)
+    with pytest.raises(PackageError) as err:
+        load_package(folder)
+    assert "preprocessing.note.pretrained" in str(err.value)
+
+
+@pytest.mark.parametrize("name", [None, "prajjwal1/bert-tiny", "bert"])
+def test_a_hub_id_or_a_folder_inside_the_package_is_accepted(table_package, tmp_path, name):
+    folder = _variant(table_package, tmp_path / "p", edit=_with_text_column(name),
+                      files=lambda d: (d / "bert").mkdir())
+    assert load_package(folder).preprocessing["note"]["pretrained"] == name
+
+
+def test_a_package_does_not_name_the_local_pretrained_folder(tmp_path):
+    from launchml.package import portable_states
+
+    states = {"review": {"type": "text", "pretrained": str(tmp_path / "bert")},
+              "hub": {"type": "text", "pretrained": "prajjwal1/bert-tiny"},
+              "n": {"type": "number"}}
+    stored, origins = portable_states(states)
+    assert stored["review"]["pretrained"] is None and origins == {"review": str(tmp_path /
+                                                                               "bert")}
+    assert stored["hub"] == states["hub"] and stored["n"] == states["n"]

@@ -155,6 +155,11 @@ def _hf(column: str, state: dict[str, Any], spec: MLPConfig, for_loading: bool) 
         raise missing_dependency("transformers", "text", f"column '{column}': a pretrained "
                                  "text model") from e
     name = state["pretrained"]
+    if not for_loading and not name:
+        raise ModelError(f"column '{column}' (text): this package keeps its fine-tuned text "
+                         "model, not the folder of the pretrained model it started from "
+                         "(a package names nothing outside itself). Fix: train from the run "
+                         "whose data.tokenizer names that folder.")
     if for_loading:
         config = dict(state["hf_config"])
         model = AutoModel.from_config(AutoConfig.for_model(**config))
@@ -219,7 +224,7 @@ def build_encoder(column: str, state: dict[str, Any], spec: MLPConfig, *,
     """
     ctype = state["type"]
     if ctype == "text":
-        if state.get("pretrained"):
+        if state.get("pretrained") or state.get("hf_config"):  # a package: hf_config only
             return _hf(column, state, spec, for_loading)
         if spec.text_encoder == "bag":
             return TextBag(state["vocab_size"], state["pad_id"], spec.text_dim)
