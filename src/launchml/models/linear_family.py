@@ -266,7 +266,7 @@ class LinearModel:
         grid = ALPHA_GRID if self.task.name == "regression" else \
             C_GRID_TEXT if self.text_ else C_GRID
         if self.strength is None and valid is not None and len(valid[1]):
-            xv, scores = self._design(valid[0]), {}
+            xv, scores, found = self._design(valid[0]), {}, {}
             # from the middle outwards: the likeliest strengths first when time is short
             middle = len(grid) // 2
             for s in sorted(grid, key=lambda g: abs(grid.index(g) - middle)):
@@ -276,11 +276,15 @@ class LinearModel:
                 self._fit_once(x, y, s)
                 fits.append(time.perf_counter() - t1)
                 scores[s] = _loss(self.task, valid[1], self._raw(xv))
+                found[s] = (self.coef_, self.intercept_)
             self.strength = min(scores, key=scores.get)
             self.scores_ = scores
-        t1 = time.perf_counter()
-        self._fit_once(x, y, self.strength or 1.0)
-        fits.append(time.perf_counter() - t1)
+            # the chosen strength's model was fit on these rows already: kept, not fit again
+            self.coef_, self.intercept_ = found[self.strength]
+        else:
+            t1 = time.perf_counter()
+            self._fit_once(x, y, self.strength or 1.0)
+            fits.append(time.perf_counter() - t1)
         self.strength = self.strength or 1.0
         # what fitting again with the chosen strength costs: the features and one fit
         self.fit_cost_ = features_s + float(np.mean(fits))
