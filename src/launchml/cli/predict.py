@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,9 @@ def serve(
                           idle_timeout_s=idle_timeout, max_connections=max_connections,
                           image_root=_image_root(image_root))
     reference = model is not None and not model.exists() and "@" in str(model)
-    if models or registry or workers > 1 or api_key_file is not None or reference:
+    # keys from LAUNCHML_API_KEYS alone must not leave the single-package server open
+    env_keys = bool(os.environ.get("LAUNCHML_API_KEYS", "").strip())
+    if models or registry or workers > 1 or api_key_file is not None or env_keys or reference:
         _serve_models([*([str(model)] if model else []), *models], registry, limits,
                       host=host, port=port, engine=engine, api_key_file=api_key_file,
                       workers=workers, max_batch_size=max_batch_size,
