@@ -56,6 +56,12 @@ def explain(
         source = source[0]  # type: ignore[assignment]
     with verbosity(0):
         found = predictor.explain(source, method=method, rows=span, target=target)
+    if span is not None and not found:  # not a silent "0 explained"
+        from launchml.errors import InputError
+
+        raise InputError(f"--rows {rows} selects no input of {', '.join(map(str, inputs))} "
+                         "(rows count from 0; past the last row there is none). Fix: e.g. "
+                         "--rows 0:20, or no --rows for every input.")
     where = folder or default_folder(predictor.package.path)
     files = write_explanations(found, where, out)
     for e in found:
