@@ -110,6 +110,29 @@ def _launchml_wheel(dest: Path) -> Path | None:
     return wheels[-1] if wheels else None
 
 
+MARKER = "# Built by `launchml package docker`"
+
+
+def _check_out(out: Path, package: Path) -> None:
+    """``out`` is new, empty, or an earlier build context that does not hold the package:
+    the context's model/, wheels/, Dockerfile and README.md are replaced, so any other
+    folder (a project, a run folder holding model/) would lose its files."""
+    if out.exists() and not out.is_dir():
+        raise PackageError(f"--out '{out}' is a file. Fix: name a new folder for the build "
+                           "context, e.g. --out docker-<model>.")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    dockerfile = out / "Dockerfile"
+    earlier = dockerfile.is_file() and MARKER in dockerfile.read_text(errors="replace")
+    if not earlier:
+        raise PackageError(f"--out '{out}' is a folder with other files (its model/, "
+                           "README.md and Dockerfile would be replaced). Fix: name a new "
+                           "or empty folder, e.g. --out docker-<model>.")
+    if package.resolve().is_relative_to(out.resolve()):
+        raise PackageError(f"the package '{package}' is inside the build context '{out}', "
+                           "which is rewritten. Fix: name another --out folder.")
+
+
 def write_context(package: str | Path, out: str | Path, *, name: str | None = None,
                   port: int = 8000) -> dict[str, Any]:
     """Write the build context for ``package`` into ``out``; return what it chose."""
@@ -120,6 +143,7 @@ def write_context(package: str | Path, out: str | Path, *, name: str | None = No
 
     out = Path(out)
     folder, names = package_files(Path(package))
+    _check_out(out, folder)
     pkg = load_package(folder)
     neural = any(m["family"] not in ("lightgbm", "linear") for m in pkg.meta["model"]["members"])
     engine = "onnx" if neural and pkg.onnx_path is not None else "auto"
