@@ -92,7 +92,12 @@ class ApiKeys:
             p = Path(path)
             if not p.is_file():
                 raise ConfigError(f"API key file '{p}' does not exist.")
-            keys += cls.parse(p.read_text(encoding="utf-8"), str(p)).entries
+            found = cls.parse(p.read_text(encoding="utf-8"), str(p)).entries
+            if not found:  # keys were asked for: an empty file must not serve the routes open
+                raise ConfigError(f"API key file '{p}' holds no key. Fix: add lines '<key or "
+                                  "sha256:hex> predict[,admin]' (launchml serve --hash-key "
+                                  "<key> prints one).")
+            keys += found
         if os.environ.get(ENV):
             keys += cls.parse(os.environ[ENV], ENV).entries
         return cls(tuple(keys))
