@@ -214,7 +214,13 @@ def delete(name: str = typer.Argument(..., help="the model"),
            url: str | None = _URL, artifacts: str | None = _ARTIFACTS) -> None:
     """Delete a version (or a whole model); its files go when no version uses them."""
     from launchml.console import info
+    from launchml.errors import ConfigError
 
+    if ":" in name or "@" in name:  # `show` takes cancer:2; delete names the version apart
+        model, _, which = name.replace("@", ":").partition(":")
+        raise ConfigError(f"launchml registry delete takes the model and the version "
+                          f"apart; got '{name}'. Fix: launchml registry delete {model} "
+                          f"{which if which.isdigit() else '<version>'}")
     with _open(url, artifacts) as reg:
         reg.delete(name, version, force=force)
     info(f"registry: deleted {name}" + (f" version {version}" if version else ""))
