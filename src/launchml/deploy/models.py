@@ -143,6 +143,7 @@ class Slot:
         self.source = source
         self.current: Loaded | None = None
         self.rejected: dict[str, str] = {}  # content hash -> why
+        self.failing: str | None = None  # why the alias could not be checked, while it lasts
         self.lock = asyncio.Lock()
 
 
@@ -252,10 +253,22 @@ class ModelManager:
             await asyncio.sleep(self.options.poll_s)
             for name, slot in self.slots.items():
                 if slot.source.follows and not self.stopping:
-                    try:
-                        await self.refresh(name)
-                    except Exception as e:  # the registry unreachable: keep serving
-                        log.warning("%s: could not check %s: %s", name, slot.source.ref, e)
+                    await self._check(name)
+
+    async def _check(self, name: str) -> None:
+        """One poll of ``name``'s alias; a failure is logged when it starts or changes
+        (not every poll_s for as long as it lasts) and its end is logged too."""
+        slot = self.slots[name]
+        try:
+            await self.refresh(name)
+        except Exception as e:  # the registry unreachable: keep serving
+            if str(e) != slot.failing:
+                log.warning("%s: could not check %s: %s", name, slot.source.ref, e)
+            slot.failing = str(e)
+            return
+        if slot.failing is not None:
+            log.info("%s: %s can be checked again", name, slot.source.ref)
+            slot.failing = None
 
     def start(self) -> None:
         if any(s.source.follows for s in self.slots.values()) and self.options.poll_s > 0:
