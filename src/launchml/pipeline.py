@@ -25,6 +25,7 @@ from launchml.deploy.predictor import Predictor
 from launchml.errors import ConfigError, LaunchmlError, RunError
 from launchml.evaluate import evaluate
 from launchml.optimize import optimize
+from launchml.privacy.config import private_data
 from launchml.runs import (
     RunDir,
     RunLock,
@@ -241,7 +242,8 @@ def _stages(cfg: RunConfig, rd: RunDir, todo: list[str], resume: bool) -> Run:
     timer = _StageTimer(result)
     if "prepare" in todo:
         with timer("prepare"):
-            result.prepared = prepare(cfg.data, rd, cfg.seed)
+            # a private run: vocabularies keep what privacy.min_token_rows rows hold
+            result.prepared = prepare(private_data(cfg), rd, cfg.seed)
     if {"train", "optimize", "evaluate"} & set(todo) and result.prepared is None:
         result.prepared = load_prepared(rd)
     prepared = result.prepared

@@ -131,7 +131,7 @@ def test_dp_image_network_on_digits(digits_dir, tmp_path):
     from tests.conftest import digits_config
 
     cfg = digits_config(digits_dir, tmp_path, epochs=2, batch_size=64)
-    cfg["data"]["target_size"] = [12, 12]
+    cfg["data"]["target_size"] = [22, 22]
     cfg["privacy"] = {"dp": {"target_epsilon": 8.0, "max_physical_batch_size": 32}}
     cfg["optimize"] = {"onnx": True, "int8": False, "latency_runs": 1}
     run = launchml.run(cfg)
@@ -169,6 +169,9 @@ def test_no_training_text_or_row_leaks_into_package_report_or_logs(tmp_path):
 
     frame = reviews(300, seed=3)
     frame["review"] = [f"{t} ref{i:04d}x" for i, t in enumerate(frame["review"])]  # unique
+    # a category column: one value per ten rows, and a value each of a few rows holds alone
+    frame["shop"] = [f"shop{i % 30:02d}q" if i % 50 else f"lone{i:04d}q"
+                     for i in range(len(frame))]
     frame.to_csv(tmp_path / "reviews.csv", index=False)
     log = io.StringIO()
     handler = logging.StreamHandler(log)
@@ -195,10 +198,46 @@ def test_no_training_text_or_row_leaks_into_package_report_or_logs(tmp_path):
     rows = [f"{t}" for t in frame["review"].iloc[[int(i) for i in splits["train"]["rows"]]]]
     assert not [r for r in rows if any(r in text for text in texts)]  # no training text
     leaked = {t for t in train_tags for text in texts if t in text}
-    if leaked:  # known: the trained tokenizer's vocabulary (package.json) keeps every word,
-        # also one seen in a single training row, which identifies that row
-        pytest.xfail(f"{len(leaked)} one-row words in the tokenizer vocabulary "
-                     "(data/text.py needs a minimum row count per word)")
+    assert not leaked, f"one-row words in the artifacts: {sorted(leaked)[:5]}"
+    lone = {f"lone{int(i):04d}q" for i in splits["train"]["rows"] if int(i) % 50 == 0}
+    assert lone and not {v for v in lone for text in texts if v in text}  # one-row values
+    # the vocabularies are thresholded, not emptied: words and values of many rows stay
+    meta = (run.dir.model / "package.json").read_text()
+    assert "shop07q" in meta and "delicious" in meta
+
+
+def test_vocabularies_keep_only_tokens_of_min_token_rows_rows_in_a_private_run():
+    """privacy.min_token_rows: a private run's tokenizer and category vocabularies drop
+    what fewer distinct rows hold (a word repeated in one row counts once); a plain run
+    keeps every word and value."""
+    import pandas as pd
+
+    from launchml.data.columns import ColumnInfo
+    from launchml.data.preprocess import fit_column
+    from launchml.data.table_adapter import TableConfig
+    from launchml.privacy.config import private_data
+
+    text = pd.Series(["tasty soup"] * 5 + ["zyxw zyxw zyxw zyxw zyxw", "good qqq"])
+    shop = pd.Series(["north"] * 5 + ["solo", "pair"])
+    plain = RunConfig.model_validate({"name": "r", "data": {"train": "t.csv", "target": "y"}})
+    private = RunConfig.model_validate({
+        "name": "r", "data": {"train": "t.csv", "target": "y"}, "federated": {"rounds": 1}})
+    assert private_data(plain) is plain.data
+    options = private_data(private)
+    assert isinstance(options, TableConfig) and options._min_rows == 5
+    def info(name: str, kind: str) -> ColumnInfo:
+        return ColumnInfo(name, kind, "", 0, 0)
+
+    tokens = json.loads(fit_column(info("r", "text"), text, options)["tokenizer"])
+    vocab = tokens["model"]["vocab"]
+    assert "tasty" in vocab and "soup" in vocab
+    assert not {"zyxw", "good", "qqq", "z", "q", "##q"} & set(vocab)  # one row each
+    every = json.loads(fit_column(info("r", "text"), text, plain.data)["tokenizer"])
+    assert {"zyxw", "good", "qqq"} <= set(every["model"]["vocab"])
+    state = fit_column(info("s", "category"), shop, options)
+    assert state["categories"] == ["north"] and state["other"]
+    assert set(fit_column(info("s", "category"), shop, plain.data)["categories"]) == {
+        "north", "pair", "solo"}
 
 
 def test_the_transformer_text_encoder_is_refused_by_name():

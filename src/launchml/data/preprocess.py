@@ -182,8 +182,9 @@ def fit_column(info: ColumnInfo, col: pd.Series, options: Any = None) -> dict[st
                 else 0.0, "std": std if std > 0 else 1.0}
     if kind == "category":
         counts = col.dropna().map(category_key).value_counts(sort=True)
-        kept = counts.index[:MAX_CATEGORIES].tolist()
-        return {"type": kind, "categories": kept, "other": len(counts) > MAX_CATEGORIES}
+        rare = counts < getattr(options, "_min_rows", 1)  # a private run: see fit_text
+        kept = counts.index[~rare][:MAX_CATEGORIES].tolist()
+        return {"type": kind, "categories": kept, "other": len(kept) < len(counts)}
     if kind == "boolean":
         return {"type": kind}
     if kind == "datetime":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from launchml import console
 from launchml.configbase import StrictModel
@@ -48,6 +48,9 @@ class TableConfig(StrictModel):
         description="the column to predict; a list of 0/1 (true/false, yes/no) columns: "
         "multilabel over those column names")
     validation: str | None = Field(None, description="optional separate validation table")
+    # set by privacy.config.private_data for a private run (privacy.min_token_rows): words
+    # and category values seen in fewer distinct training rows stay out of the vocabularies
+    _min_rows: int = PrivateAttr(1)
     test: str | None = Field(None, description="optional separate test table")
     validation_split: float = Field(0.2, ge=0.0, lt=1.0, description="used when no validation")
     test_split: float = Field(

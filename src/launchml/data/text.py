@@ -35,12 +35,14 @@ def texts(col: pd.Series) -> list[str]:
     return ["" if pd.isna(v) else str(v) for v in col]
 
 
-def _train_tokenizer(values: list[str], vocab_size: int) -> Any:
+def _train_tokenizer(values: list[str], vocab_size: int, min_rows: int = 1) -> Any:
     """A WordPiece tokenizer whose vocabulary is built here, deterministically.
 
     The vocabulary: the special tokens, every training character (alone and as a
     '##' continuation, so no word is ever [UNK] for lack of pieces), then the most
-    frequent whole words (ties by spelling) up to ``vocab_size``. The ``tokenizers``
+    frequent whole words (ties by spelling) up to ``vocab_size``; with ``min_rows`` > 1
+    (a private run) only the words and characters found in that many distinct rows, so no
+    token in package.json identifies a training row. The ``tokenizers``
     WordPiece trainer is not used: its vocabulary changes from process to process
     on ties (huggingface/tokenizers#1794), which made identical runs differ.
     """
@@ -54,10 +56,17 @@ def _train_tokenizer(values: list[str], vocab_size: int) -> Any:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # whitespace and punctuation
     tok.decoder = decoders.WordPiece()
     counts: Counter[str] = Counter()
+    rows: Counter[str] = Counter()  # distinct rows holding each word, each character
     for value in values:
-        counts.update(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(
-            tok.normalizer.normalize_str(value)))
-    chars = sorted({c for w in counts for c in w})
+        words = [w for w, _ in tok.pre_tokenizer.pre_tokenize_str(
+            tok.normalizer.normalize_str(value))]
+        counts.update(words)
+        rows.update(set(words) | {c for w in words for c in w})
+    if min_rows > 1:
+        counts = Counter({w: n for w, n in counts.items() if rows[w] >= min_rows})
+        chars = sorted(c for c in {c for w in rows for c in w} if rows[c] >= min_rows)
+    else:
+        chars = sorted({c for w in counts for c in w})
     vocab = [*SPECIALS, *chars, *("##" + c for c in chars)]
     words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
     vocab += words[:max(vocab_size - len(vocab), 0)]
@@ -113,7 +122,8 @@ def fit_text(column: str, col: pd.Series, options: Any = None) -> dict[str, Any]
     length = getattr(options, "text_max_length", None)
     values = texts(col)
     if name == "trained":
-        tok, pad, config, pretrained = _train_tokenizer(values, vocab), 0, None, None
+        tok, pad, config, pretrained = (_train_tokenizer(
+            values, vocab, int(getattr(options, "_min_rows", 1))), 0, None, None)
         longest = 1 << 30
     else:  # the model's position embeddings bound the length
         tok, pad, config, pretrained, longest = _pretrained(column, name)

@@ -47,6 +47,7 @@ class Coordinator:
         from launchml.config import RunConfig
         from launchml.data import SOURCES
         from launchml.privacy import FederatedConfig
+        from launchml.privacy.config import private_data
 
         cfg = RunConfig.load(config)
         if cfg.federated is None:
@@ -57,7 +58,8 @@ class Coordinator:
         rd.events.unlink(missing_ok=True)
         cfg.save(rd.config)
         self.rd = rd
-        self.prepared = SOURCES[cfg.data.kind](cfg.data, rd, cfg.seed)
+        # a federation is private: vocabularies keep what privacy.min_token_rows rows hold
+        self.prepared = SOURCES[cfg.data.kind](private_data(cfg), rd, cfg.seed)
         schema, states = self.prepared.schema, self.prepared.preprocessing
         self.member = core.Member(cfg, schema, states, rd)
         train = _xy(self.prepared.split("train"), schema.target)

@@ -159,8 +159,12 @@ class Member:
               hooks: list[Any]) -> tuple[dict[str, Any], dict[str, float]]:
         """Local epochs from the global ``state``; (new weights, last epoch's metrics)."""
         fed = self.cfg.federated
+        # a site holds few rows: its batch is capped so a local epoch is about ten steps
+        # (at least 8 rows a batch); the configured batch would be one or two steps per
+        # round and FedAvg would average barely trained models
+        batch = min(self.cfg.train.batch_size, max(8, -(-len(data[1]) // 10)))
         cfg = self.cfg.train.model_copy(update={"epochs": fed.local_epochs, "patience": None,
-                                                "scheduler": "none"})
+                                                "scheduler": "none", "batch_size": batch})
         self.ctx.make_hooks = lambda: list(hooks)
         self.initial(data[0])
         fam = self.family

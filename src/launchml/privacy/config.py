@@ -15,7 +15,7 @@ Kept apart from the code (which imports torch, Opacus and Flower) so that
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -58,6 +58,11 @@ class PrivacyConfig(StrictModel):
     """``privacy:``: differential privacy for the neural families (off unless ``dp`` is set)."""
 
     dp: DPConfig | None = Field(None, description="DP-SGD; null = off")
+    min_token_rows: int = Field(
+        5, ge=1, description="in a private run (privacy.dp set, or a federation) every "
+        "vocabulary built from the training rows (a text column's words, a category "
+        "column's values) keeps only what at least this many distinct training rows hold; "
+        "the rest is [UNK] / 'other'. A threshold, not itself differentially private")
 
 
 class FederatedConfig(StrictModel):
@@ -78,3 +83,16 @@ class FederatedConfig(StrictModel):
     address: str = Field("127.0.0.1:9092", description="the server's host:port (clients "
                          "connect here)")
     tls: bool = Field(False, description="gRPC over TLS; certificates from --certificates")
+
+
+def private_data(cfg: Any) -> Any:
+    """``cfg.data`` for the prepare stage of run config ``cfg``: in a private run (privacy.dp
+    set, or a federation) a copy whose vocabularies keep only tokens and category values
+    seen in ``privacy.min_token_rows`` distinct training rows (a word or value of one row
+    would identify that row in package.json); otherwise ``cfg.data`` itself."""
+    data = cfg.data
+    if (cfg.privacy.dp is None and cfg.federated is None) or not hasattr(data, "_min_rows"):
+        return data
+    data = data.model_copy()
+    data._min_rows = cfg.privacy.min_token_rows
+    return data
