@@ -145,7 +145,8 @@ def write_context(package: str | Path, out: str | Path, *, name: str | None = No
     folder, names = package_files(Path(package))
     _check_out(out, folder)
     pkg = load_package(folder)
-    neural = any(m["family"] not in ("lightgbm", "linear") for m in pkg.meta["model"]["members"])
+    neural = any(m["family"] not in ("lightgbm", "lightgbm_extra", "linear")
+                 for m in pkg.meta["model"]["members"])
     engine = "onnx" if neural and pkg.onnx_path is not None else "auto"
     found = probe(folder, engine)
     reqs = requirements(found["modules"])

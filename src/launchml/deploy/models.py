@@ -86,7 +86,8 @@ def serve_engine(package_path: Path, engine: str) -> str:
     picked = pkg.meta.get("picked") or {}
     if picked.get("model") and picked.get("engine") == "onnx":
         return "auto"
-    neural = any(m["family"] not in ("lightgbm", "linear") for m in pkg.meta["model"]["members"])
+    neural = any(m["family"] not in ("lightgbm", "lightgbm_extra", "linear")
+                 for m in pkg.meta["model"]["members"])
     return "onnx" if neural and pkg.onnx_path is not None else "auto"
 
 

@@ -82,14 +82,14 @@ class Predictor:
     @property
     def neural(self) -> bool:
         """Whether a member is a neural network (served by PyTorch or ONNX Runtime)."""
-        return any(m["family"] not in ("lightgbm", "linear")
+        return any(m["family"] not in ("lightgbm", "lightgbm_extra", "linear")
                    for m in getattr(self, "_members", self.package.meta["model"]["members"]))
 
     @property
     def engines(self) -> str:
         """What serves the members, e.g. 'lightgbm+linear' or 'onnx'."""
-        names = [self.engine if m["family"] not in ("lightgbm", "linear") else m["family"]
-                 for m in self._members]
+        names = [self.engine if m["family"] not in ("lightgbm", "lightgbm_extra", "linear")
+                 else m["family"] for m in self._members]
         return "+".join(dict.fromkeys(names))
 
     @property

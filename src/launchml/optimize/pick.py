@@ -99,7 +99,7 @@ def deploy_pick(model_dir: Path, variants_dir: Path, summary: dict[str, Any]) ->
                 with atomic_path(pkg.path / graph, suffix=".onnx") as tmp:
                     shutil.copyfile(variant.onnx_path, tmp)
             for member in model["members"]:
-                if member["family"] not in ("lightgbm", "linear"):
+                if member["family"] not in ("lightgbm", "lightgbm_extra", "linear"):
                     member["onnx"] = graph
             if graph != ONNX:
                 files["picked"] = graph
