@@ -224,14 +224,14 @@ class Registry:
                  actor: str | None = None) -> None:
         self.url = url or default_url()
         self.actor = _actor(actor)
-        self._engine = _create_engine(self.url)
+        self._engine = _open_database(self.url, lambda: _create_engine(self.url))
         database = self._engine.url.database if self._engine.dialect.name == "sqlite" else None
         if artifacts is None:
             artifacts = os.environ.get(ARTIFACTS_ENV) or (
                 Path(database).parent / "artifacts" if database and database != ":memory:"
                 else Path.cwd() / DEFAULT_DIR / "artifacts")
         self.artifacts = Path(artifacts).resolve()
-        migrate(self._engine)
+        _open_database(self.url, lambda: migrate(self._engine))
 
     def close(self) -> None:
         self._engine.dispose()
@@ -639,6 +639,25 @@ def _check_alias(alias: str) -> None:
 def _safe_url(url: str) -> str:
     """The URL without its password (for messages)."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _open_database(url: str, step: Any) -> Any:
+    """``step()``; an unknown driver, an unreachable server or a folder that cannot be made
+    is one ConfigError naming the URL (without its password) and where it came from."""
+    from sqlalchemy import exc
+
+    try:
+        return step()
+    except exc.NoSuchModuleError as e:
+        why = f"its database driver is not installed or not known ({e})"
+    except exc.DBAPIError as e:
+        why = "the database cannot be opened: " + (str(e.orig) or type(e.orig).__name__
+                                                   ).strip().splitlines()[0]
+    except OSError as e:
+        why = f"{e.strerror or e}: '{e.filename}'" if e.filename else str(e)
+    raise ConfigError(f"registry {_safe_url(url)!r}: {why}. Fix: check --url or {URL_ENV} (e.g. "
+                      "sqlite:///path/registry.db, or postgresql+psycopg://user@host/db with "
+                      "the server running).") from None
 
 
 def _create_engine(url: str) -> Engine:
