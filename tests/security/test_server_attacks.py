@@ -157,7 +157,8 @@ def test_docs_are_local_and_show_no_server_path(images, image_package):
 def test_binding_every_interface_warns(image_package, monkeypatch, capsys):
     assert exposure_warning("127.0.0.1", 8000) is None
     warning = exposure_warning("0.0.0.0", 8000)
-    assert "every network interface" in warning and "no authentication" in warning
+    assert "every network interface" in warning and "no API key is required" in warning
+    assert "--api-key-file" in warning
     assert "/v1/predict" in warning
     import uvicorn
 

@@ -354,9 +354,10 @@ def exposure_warning(host: str, port: int) -> str | None:
     where = "every network interface" if host in ("0.0.0.0", "::", "") else f"'{host}'"
     return (f"--host {host} serves on {where}: anyone who can reach port {port} can call "
             "POST /v1/predict (and use this machine's CPU and memory), read the model's "
-            "labels, input schema and metrics (GET /v1/model, /docs) - there is no "
-            "authentication yet. Fix: serve on 127.0.0.1 behind a reverse proxy that "
-            "authenticates, or allow only trusted addresses in a firewall.")
+            "labels, input schema and metrics (GET /v1/model, /docs) - no API key is "
+            "required. Fix: --api-key-file keys.txt (or LAUNCHML_API_KEYS; `launchml serve "
+            "--hash-key <key>` makes a line), or serve on 127.0.0.1 behind a reverse proxy "
+            "that authenticates, or allow only trusted addresses in a firewall.")
 
 
 def serve(predictor: Predictor, *, host: str = "127.0.0.1", port: int = 8000,
