@@ -203,7 +203,8 @@ def main() -> None:
     args = ap.parse_args()
 
     cpu = cpu_info()
-    model = args.model or train_model(Path(tempfile.mkdtemp(prefix="launchml-load-")))
+    scratch = None if args.model else tempfile.TemporaryDirectory(prefix="launchml-load-")
+    model = args.model or train_model(Path(scratch.name))
     image = sample_image(model)
     top = ceiling(model, image, min(args.seconds, 20.0))
     runs = {}

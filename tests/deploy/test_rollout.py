@@ -210,9 +210,11 @@ def test_sigterm_finishes_the_requests_in_flight(versions, tmp_path):
     threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
-    _wait(lambda: _metric(server, "launchml_requests_in_progress{model=cancer}") == 6,
-          "six requests in flight")
-    code = server.stop()
+    try:
+        _wait(lambda: _metric(server, "launchml_requests_in_progress{model=cancer}") == 6,
+              "six requests in flight")
+    finally:  # never leave the server running, even when the wait fails
+        code = server.stop()
     for t in threads:
         t.join(timeout=60)
     assert [s for s, _ in results] == [200] * 6
