@@ -207,21 +207,8 @@ class Predictor:
     def _chunks(self, inputs: Any, names: list[Any] | None
                 ) -> Iterator[tuple[Any, np.ndarray, list[Any] | None]]:
         """(inputs, their raw outputs, their names) a chunk at a time."""
-        column = self.image_column
-        if column is not None and _image_sources(inputs):
-            sources, found = self._normalize(inputs)
-            if names is None:
-                names = found
-            elif len(names) != len(sources):
-                raise InputError(f"{len(names)} names for {len(sources)} inputs")
-            state = self.package.preprocessing[column]
-            for s in range(0, len(sources), self.batch_size):
-                part = sources[s:s + self.batch_size]
-                arrays = {column: decode_images(part, state, names[s:s + self.batch_size])}
-                yield part, self.logits(arrays), names[s:s + self.batch_size]
-            return
-        for chunk, raw in self._table_raw(inputs):
-            yield chunk, raw, None
+        for part, arrays, part_names in self.iter_arrays(inputs, names):
+            yield part, self.logits(arrays), part_names
 
     def table_chunks(self, inputs: Any) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
         """(rows, their predictions) ``TABLE_CHUNK`` rows at a time.
