@@ -43,8 +43,14 @@ install-core: $(CORE)  ## launchml with the server, without the text extra and t
 demo: $(CORE)  ## digits as an image folder -> all five stages with the article's CNN
 	$(BIN)/launchml quickstart
 
-$(FED): pyproject.toml constraints-federated.txt
+# .venv's packages come after .venv-federated's own on its path (a .pth file): torch and
+# its CUDA libraries (6 GB, the same pins) are not installed twice; pip installs only what
+# Flower pins differently (fastapi, starlette, uvicorn, typer, protobuf, ray, ...), and
+# those shadow .venv's. A second copy filled the disk of a CI machine.
+$(FED): pyproject.toml constraints-federated.txt $(CORE)
 	test -x $(FED_VENV)/bin/python || $(PY) -m venv $(FED_VENV)
+	$(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+		> "$$($(FED_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/launchml-shared.pth"
 	$(FED_VENV)/bin/python -m pip install -q -c constraints-federated.txt -e '.[federated]'
 	touch $@
 

@@ -19,7 +19,8 @@ from launchml.errors import DataError
 from launchml.federated import core
 
 ROOT = Path(__file__).resolve().parents[2]
-FED_PY = ROOT / ".venv-federated" / "bin" / "python"
+FED_PY = Path(os.environ.get("LAUNCHML_FEDERATED_PYTHON")
+              or ROOT / ".venv-federated" / "bin" / "python")
 needs_fed = pytest.mark.skipif(
     not FED_PY.exists(), reason="the federated environment .venv-federated is not built "
     "(make install-federated failed or was not run): Flower lives only there")
