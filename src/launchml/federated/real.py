@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,10 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _tls(certificates: Path | None, tls: bool, files: tuple[str, ...]) -> list[Path] | None:
     if not tls:
         return None
@@ -144,6 +149,10 @@ def serve(config: Path, *, clients: int, address: str | None = None,
                   "--ssl-keyfile", str(tls[2])] if tls else ["--insecure"])
     console.info(f"federate server: SuperLink on {address} ({'TLS' if tls else 'no TLS'}); "
                  f"waiting for {fed.min_clients} of {clients} sites")
+    with contextlib.suppress(ValueError):  # not in the main thread: no handler
+        # a server stopped with SIGTERM still runs ``finally``: its SuperLink, in its own
+        # session, would outlive it otherwise
+        signal.signal(signal.SIGTERM, _terminated)
     link = subprocess.Popen(link_cmd, env=_env(home), start_new_session=True)
     try:
         _wait_listening(address, link)
@@ -159,6 +168,52 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _check_server(server: str, ca: Path | None, site: str) -> None:
+    """Wait until the server listens, then check it speaks TLS exactly when this site
+    expects it and, with TLS, that ``ca`` verifies its certificate for ``server``'s
+    host. A mismatch is refused here, naming the fix; Flower itself would retry a
+    plain connection to a TLS server without end."""
+    host, port = _host_port(server)
+    waiting = False
+    while True:  # a site may start before its server, as Flower's SuperNode allows
+        try:
+            sock = socket.create_connection((host, port), timeout=10.0)
+            break
+        except OSError:
+            if not waiting:
+                console.info(f"federate client {site}: waiting for the server at {server}")
+                waiting = True
+            time.sleep(1.0)
+    if ca is not None:
+        ctx = ssl.create_default_context(cafile=str(ca))
+    else:  # only to learn whether the server speaks TLS
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        with ctx.wrap_socket(sock, server_hostname=host):
+            speaks_tls = True
+    except ssl.SSLCertVerificationError as e:
+        raise ConfigError(
+            f"client {site}: the server at {server} speaks TLS but its certificate is not "
+            f"verified by '{ca}' ({e.verify_message}). Fix: --certificates DIR holding the "
+            "federation's ca.crt (the CA that signed the server's server.pem), and a "
+            f"server certificate that names {host}") from None
+    except (ssl.SSLError, OSError):
+        speaks_tls = False
+    finally:
+        sock.close()
+    if speaks_tls and ca is None:
+        raise ConfigError(
+            f"client {site}: the server at {server} speaks TLS and this site's config has "
+            "federated.tls: false. Fix: federated.tls: true (the server's config) and "
+            "--certificates DIR holding the federation's ca.crt")
+    if not speaks_tls and ca is not None:
+        raise ConfigError(
+            f"client {site}: the server at {server} does not speak TLS (its config has "
+            "federated.tls: false) and this site's has federated.tls: true. Fix: the same "
+            "federated.tls on both sides")
+
+
 def join(data: Path, *, server: str, site: str, certificates: Path | None = None,
          tls: bool = False) -> int:
     """Run this site's SuperNode until it is stopped (Ctrl-C) or the server goes away."""
@@ -166,6 +221,7 @@ def join(data: Path, *, server: str, site: str, certificates: Path | None = None
         raise ConfigError(f"--data '{data}' does not exist")
     _host_port(server)
     ca = _tls(certificates, tls, ("ca.crt",))
+    _check_server(server, ca[0] if ca else None, site)
     cmd = [_bin("flower-supernode"), "--superlink", server, "--port", str(_free_port()),
            "--node-config", f"data='{data.resolve()}' site='{site}'"]
     cmd += ["--root-certificates", str(ca[0])] if ca else ["--insecure"]
