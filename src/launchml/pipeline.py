@@ -249,7 +249,9 @@ def _stages(cfg: RunConfig, rd: RunDir, todo: list[str], resume: bool) -> Run:
     prepared = result.prepared
     if "train" in todo:
         with timer("train"):
-            result.train = train_stage(cfg, rd, prepared, resume=resume)
+            # model.time_limit bounds prepare and train together when both run here
+            result.train = train_stage(cfg, rd, prepared, resume=resume,
+                                       spent=result.seconds.get("prepare", 0.0))
         # variants of an earlier model would be served or reported with this one (deploy
         # copies variants/onnx/model.onnx and summary.json): optimize remakes them
         shutil.rmtree(rd.variants, ignore_errors=True)
@@ -304,11 +306,13 @@ class _StageTimer:
         write_json(rd.root / _STAGES_FILE, record)
 
 
-def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool) -> TrainResult:
-    """The same for every kind of input: the families that fit, ranked, ensembled, packaged."""
+def train_stage(cfg: RunConfig, rd: RunDir, prepared: Prepared, *, resume: bool,
+                spent: float = 0.0) -> TrainResult:
+    """The same for every kind of input: the families that fit, ranked, ensembled, packaged
+    (within what ``spent`` seconds of prepare left of ``model.time_limit``)."""
     from launchml.train.select import train_families
 
-    return train_families(cfg, rd, prepared, resume=resume)
+    return train_families(cfg, rd, prepared, resume=resume, spent=spent)
 
 
 PARITY = ONNX + ".parity.json"  # beside variants/onnx/model.onnx: its checked sha256

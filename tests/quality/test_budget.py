@@ -36,7 +36,9 @@ def test_a_small_time_limit_bounds_the_recorded_train_time(tmp_path, capsys):
                {"epochs": 5000, "patience": None})
     timing = json.loads((run.dir.root / "timing.json").read_text())
     assert timing["time_limit"] == 10
-    assert timing["seconds"] <= 10 * 1.10, timing  # what the run recorded, not a timer race
+    # prepare and train together, as the run recorded them (not a timer race)
+    assert timing["prepare_seconds"] + timing["seconds"] <= 10 * 1.10, timing
+    assert timing["train_budget"] == pytest.approx(10 - timing["prepare_seconds"])
     assert sum(timing["families"].values()) + sum(timing["refits"].values()) \
         <= timing["seconds"] + 1e-6
     assert {"lightgbm", "linear"} <= set(timing["families"])
@@ -88,3 +90,13 @@ def test_the_ensemble_holds_one_neural_member():
     ranked = [{"family": "seed_cnn"}, {"family": "lightgbm"}, {"family": "timm:small_resnet"},
               {"family": "mlp"}, {"family": "linear"}]
     assert [r["family"] for r in ensemble_pool(ranked)] == ["seed_cnn", "lightgbm", "linear"]
+
+
+def test_prepare_time_comes_out_of_the_limit_and_training_keeps_a_floor(capsys):
+    from launchml.train.select import MIN_TRAIN_SHARE, train_budget
+
+    assert train_budget(None, 50.0) is None
+    assert train_budget(120.0, 0.0) == 120.0  # train alone (--stages train)
+    assert train_budget(120.0, 30.0) == 90.0
+    assert train_budget(120.0, 115.0) == MIN_TRAIN_SHARE * 120.0
+    assert "model.time_limit" in capsys.readouterr().err

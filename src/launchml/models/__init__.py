@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # (config validation) before torch is imported, their builders load on first use
 BUILTIN_NETWORKS = {"seed_cnn": "launchml.models.seed_cnn",
                     "seed_cnn_small": "launchml.models.seed_cnn",  # optimize.distill's student
+                    "dp_cnn": "launchml.privacy.networks",  # small, tanh: for DP-SGD
                     "timm": "launchml.models.timm_family"}
 
 
@@ -117,9 +118,18 @@ class ModelConfig(StrictModel):
     families: list[str] | None = Field(
         None, description="auto: the families to try; null: every family that fits the data")
     time_limit: float | None = Field(
-        None, gt=0, description="auto: seconds for all families together; null: no limit")
+        None, gt=0, description="auto: seconds for all families together, and for the "
+        "prepare stage when it runs in the same call (training gets what prepare left); "
+        "null: no limit")
     ensemble: bool = Field(True, description="auto: weighted ensemble of the best families "
                            "when it beats the best one on validation")
+    cv_folds: int | None = Field(
+        None, ge=0, le=20, description="auto: rank the families, weigh the ensemble and tune "
+        "the threshold on k-fold out-of-fold predictions over train + validation, then refit "
+        "on all of them (AutoGluon's bagging + refit_full); 0: on the validation split; null: "
+        "5 folds for tables of at most 2,000 train + validation rows whose columns are all "
+        "numbers, categories, booleans or dates (a small validation split picks by noise), "
+        "the validation split otherwise")
     refit: bool | None = Field(None, description="refit the chosen families on train + "
                                "validation with the settings early stopping found; null: true "
                                "for tables, false for image folders (filled in the saved config)")
@@ -158,6 +168,14 @@ class ModelConfig(StrictModel):
         if network:
             data["network"] = network
         return data
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds(cls, v: int | None) -> int | None:
+        if v == 1:
+            raise ValueError("1 fold leaves nothing to validate on. Fix: 0 (the validation "
+                             "split), 2 to 20, or null")
+        return v
 
     @field_validator("name")
     @classmethod
