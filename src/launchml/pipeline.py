@@ -374,7 +374,9 @@ def deploy_stage(rd: RunDir) -> None:
         metrics["evaluation"] = {k: v for k, v in ev.items() if not isinstance(v, dict | list)}
     summary = read_json(rd.variants / "summary.json") \
         if (rd.variants / "summary.json").exists() else None
-    if summary is not None:  # the trade-off table by variant (older summaries: already so)
+    # the trade-off table by variant (older summaries: already so); an empty table (no
+    # neural member: it only says why) adds nothing
+    if summary is not None and summary.get("rows") != []:
         metrics["variants"] = {r["variant"]: r for r in summary["rows"]} \
             if "rows" in summary else summary
     if metrics:

@@ -54,9 +54,14 @@ def print_summary(summary: dict) -> None:
 
     from launchml.optimize.onnx_variants import trade_off_table
 
-    rows = summary.get("rows") or [{"variant": k, **v} for k, v in summary.items()
-                                   if isinstance(v, dict)]
+    rows = summary.get("rows")
+    if rows is None:  # summaries before version 2: the rows by variant name
+        rows = [{"variant": k, **v} for k, v in summary.items() if isinstance(v, dict)]
     out = Console(width=200)
+    if not rows:  # the stage built nothing, and said why
+        out.print(f"no variants: {summary.get('reason') or 'optimize built none'}",
+                  highlight=False, markup=False)
+        return
     out.print(trade_off_table({r["variant"]: r for r in rows}, Table))
     flags = ", ".join(summary.get("cpu_flags", [])) or "unknown"
     out.print(f"measured on the {summary.get('split', '?')} split; CPU "

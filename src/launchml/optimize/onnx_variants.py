@@ -275,11 +275,17 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared, run: Run
     base = Predictor(package, engine="torch")
     builder = Builder(cfg, package, prepared, run, run_config, base)
     wanted = [v for v in cfg.variants if builder.member is not None or v == "distilled"]
-    if not wanted:
-        console.info("optimize: no neural member (LightGBM and linear models serve through "
-                     "their own fast predictors); no ONNX/int8 variants")
-        return {}
     shutil.rmtree(run.variants, ignore_errors=True)  # a new table: no stale variant stays
+    if not wanted:
+        reason = no_variants_reason(package, cfg.variants)
+        console.info(f"optimize: {reason}")
+        # an empty table that says why: `launchml optimize --list` and the report read it
+        write_json(run.variants / "summary.json", {
+            "version": SUMMARY_VERSION, "split": split, "metric": None, "reference": None,
+            "picked": None, "pick": None if cfg.pick is None
+            else cfg.pick.model_dump(mode="json"), "reason": reason, **cpu_info(),
+            "rows": []})
+        return {}
     base_name = "pytorch" if base.neural else "trained"
     console.info(f"optimize: measuring the trained model on {len(y)} {split} rows")
     builder.nets[base_name] = builder.member.net if builder.member else None
@@ -313,6 +319,16 @@ def optimize(cfg: OptimizeConfig, package: Package, prepared: Prepared, run: Run
     if picked != base_name:
         console.info(f"optimize: picked {picked} (pick.by {cfg.pick.by}); deploy serves it")
     return {r["variant"]: r for r in rows}
+
+
+def no_variants_reason(package: Package, variants: list[str]) -> str:
+    """Why a package without a neural member gets none of ``variants``."""
+    families = ", ".join(dict.fromkeys(m["family"] for m in package.meta["model"]["members"]))
+    return (f"no neural member (this package serves {families}): LightGBM and linear members "
+            f"serve through their own predictors; variants need a network "
+            f"(seed_cnn, timm:<name> or mlp), so {', '.join(variants)} "
+            f"{'was' if len(variants) == 1 else 'were'} not built. distilled (a student "
+            "trained on this model's outputs) needs none: --set optimize.variants=[distilled]")
 
 
 def _metric_name(rows: list[dict[str, Any]]) -> str:
