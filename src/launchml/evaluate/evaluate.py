@@ -97,7 +97,8 @@ def summary(metrics: dict[str, Any]) -> str:
 
 
 def evaluate_package(model: str | Path | Predictor, data: str | Path, *,
-                     out: str | Path | None = None) -> dict[str, Any]:
+                     out: str | Path | None = None,
+                     report: str | Path | None = None) -> dict[str, Any]:
     """Score a model package on new labelled data; return the task's metrics.
 
     ``model``: a package folder, run folder, package .zip or a loaded ``Predictor``.
@@ -106,29 +107,62 @@ def evaluate_package(model: str | Path | Predictor, data: str | Path, *,
     Parquet, JSON Lines) with the target column the package was trained on. Inputs
     go through the package's fitted preprocessing, as in prediction; the metrics are
     those ``launchml run`` reports. ``out``: also write them there as JSON.
+    ``report``: also write the HTML report a run's evaluate stage writes (the same
+    ``evaluate/report.py``, on these rows) to this path, and ``MODEL_CARD.md`` beside it.
     """
+    import tempfile
+
     from launchml.deploy.predictor import Predictor
 
     predictor = model if isinstance(model, Predictor) else Predictor.load(model)
     data = Path(data)
-    if predictor.package.source == "image_folder":
-        y, raw = _image_folder_scores(predictor, data)
-    else:
-        y, raw = _table_scores(predictor, data)
-    metrics = {"data": str(data),
-               **predictor.task.metrics(y, raw, predictor.package.threshold)}
-    if out is not None:
-        write_json(Path(out), metrics)
+    # the report needs the rows as arrays; an image folder's pixels go to a scratch file
+    with tempfile.TemporaryDirectory(prefix="launchml-evaluate-") as tmp:
+        scratch = Path(tmp) if report is not None else None  # None: keep no arrays
+        if predictor.package.source == "image_folder":
+            y, raw, arrays = _image_folder_scores(predictor, data, scratch)
+        else:
+            y, raw, arrays = _table_scores(predictor, data, scratch)
+        metrics = {"data": str(data),
+                   **predictor.task.metrics(y, raw, predictor.package.threshold)}
+        if out is not None:
+            write_json(Path(out), metrics)
+        if report is not None:
+            _write_package_report(predictor, data, Path(report), metrics, arrays, y, raw)
     console.info(f"evaluate: {data}: {summary(metrics)}"
-                 + (f" -> {out}" if out is not None else ""))
+                 + (f" -> {out}" if out is not None else "")
+                 + (f", {report}" if report is not None else ""))
     return metrics
+
+
+def _write_package_report(predictor: Predictor, data: Path, path: Path,
+                          metrics: dict[str, Any], arrays: dict[str, np.ndarray],
+                          y: np.ndarray, raw: np.ndarray) -> Path:
+    """The run's report on new labelled rows: they are the one scored split (named after
+    the data); the package's run folder, when it sits in one, adds its learning curves,
+    leaderboard and variants."""
+    from launchml.data.schema import Split
+    from launchml.evaluate.report import write_report
+
+    pkg = predictor.package
+    schema = pkg.schema
+    name = data.name or str(data)
+    prepared = Prepared(schema=schema,
+                        splits={name: Split(name, {**arrays, schema.target: y})},
+                        preprocessing=pkg.preprocessing, manifest={})
+    parent = pkg.path.parent
+    in_run = (parent / "config.yaml").exists() and RunDir(parent).model == pkg.path
+    run = RunDir(parent if in_run else pkg.path)
+    return write_report(run, predictor, prepared, name, metrics, raw, path=path)
 
 
 EVALUATE_BATCH = 256  # images decoded and scored at a time
 
 
-def _image_folder_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(class indices, raw outputs) of a folder with one sub-folder per class."""
+def _image_folder_scores(predictor: Predictor, data: Path, scratch: Path | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(class indices, raw outputs, the decoded images when ``scratch``: a folder
+    they are memory-mapped in) of a folder with one sub-folder per class."""
     from launchml.data.images import IMAGE_EXTENSIONS, bad_files_message, decode_files, scan_folder
 
     labels = predictor.labels
@@ -150,10 +184,13 @@ def _image_folder_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, 
     state = predictor.package.preprocessing[column]
     h, w = state["target_size"]
     shape = (h, w, state.get("channels", 1 if state["color_mode"] == "grayscale" else 3))
+    kept = None if scratch is None else np.lib.format.open_memmap(
+        scratch / f"{column}.npy", mode="w+", dtype=np.uint8, shape=(len(files), *shape))
     raws, ys, bad = [], [], []
     for s in range(0, len(files), EVALUATE_BATCH):
         part = files[s:s + EVALUATE_BATCH]
-        arr = np.zeros((len(part), *shape), dtype=np.uint8)
+        arr = np.zeros((len(part), *shape), dtype=np.uint8) if kept is None \
+            else kept[s:s + EVALUATE_BATCH]
         _, skipped = decode_files(part, state, arr, "skip")
         bad += skipped
         failed = {b["file"] for b in skipped}
@@ -163,14 +200,17 @@ def _image_folder_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, 
             ys += [labels.index(classes[s + i]) for i in keep]
     if bad:
         raise DataError(bad_files_message(bad, skip=""))
-    return np.asarray(ys, dtype=np.int64), np.concatenate(raws)
+    return (np.asarray(ys, dtype=np.int64), np.concatenate(raws),
+            {} if kept is None else {column: kept})
 
 
 # the words a 0/1 target column holds for 1, as prepare reads them (data.table_adapter)
 
 
-def _table_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, raw outputs) of a table file with the package's target column."""
+def _table_scores(predictor: Predictor, data: Path, scratch: Path | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(targets, raw outputs, the transformed columns when ``scratch``) of a table file with
+    the package's target column."""
     from launchml.data.preprocess import transform_table
     from launchml.data.tables import iter_table
 
@@ -188,14 +228,17 @@ def _table_scores(predictor: Predictor, data: Path) -> tuple[np.ndarray, np.ndar
                            "matched to it. Fix: re-train the model with this launchml.")
     chunks = iter_table(data, delimiter=reader.get("delimiter"),
                         encoding=reader.get("encoding"), decimal=reader.get("decimal"))
-    ys, raws = [], []
+    ys, raws, parts = [], [], []
     for chunk in chunks:
         ys.append(_target(predictor, chunk, target, data_cfg, data))
         arrays = transform_table(predictor.package.preprocessing, chunk, base_dir=data.parent)
         raws.append(predictor.logits(arrays))
+        if scratch is not None:
+            parts.append(arrays)
     if not ys or not sum(len(y) for y in ys):
         raise DataError(f"evaluate: '{data}' has no rows.")
-    return np.concatenate(ys), np.concatenate(raws)
+    kept = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    return np.concatenate(ys), np.concatenate(raws), kept
 
 
 def _target(predictor: Predictor, chunk: Any, target: str | list[str],

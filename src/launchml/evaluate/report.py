@@ -237,8 +237,12 @@ class Report:
         lo, hi = bootstrap(per_row, root)
         from launchml.data.schema import split_arrays
 
-        _, y_train = split_arrays(self.prepared, "train")
-        base_name, base = baseline_score(task.name, np.asarray(y_train), y)
+        if "train" in self.prepared.splits:
+            _, y_train = split_arrays(self.prepared, "train")
+            base_name, base = baseline_score(task.name, np.asarray(y_train), y)
+        else:  # new labelled data scored alone (evaluate_package): its own majority (mean)
+            base_name, base = baseline_score(task.name, y, y)
+            base_name += " of the scored rows"
         sizes = {s: len(sp) for s, sp in self.prepared.splits.items()}
         members = self.pkg.meta["model"]["members"]
         better = base > value if root else base < value
@@ -592,11 +596,12 @@ def card_html(markdown: str) -> str:
 
 
 def write_report(run: RunDir, predictor: Predictor, prepared: Prepared, split: str,
-                 metrics: dict[str, Any], raw: np.ndarray) -> Path:
-    """Write ``evaluation/report.html`` and ``evaluation/MODEL_CARD.md``; return the
-    report's path."""
+                 metrics: dict[str, Any], raw: np.ndarray, *,
+                 path: Path | None = None) -> Path:
+    """Write ``evaluation/report.html`` (or ``path``) and ``MODEL_CARD.md`` beside it;
+    return the report's path."""
     report = Report(run, predictor, prepared, split, metrics, raw).build()
-    path = run.evaluation / "report.html"
+    path = run.evaluation / "report.html" if path is None else Path(path)
     write_text(path, report.html())
-    write_text(run.evaluation / "MODEL_CARD.md", report.card())
+    write_text(path.with_name("MODEL_CARD.md"), report.card())
     return path
