@@ -11,6 +11,12 @@ the package has ``model.onnx``) and making a smoke prediction in a fresh interpr
 then pinned to the versions installed here: no PyTorch, Lightning, timm or
 scikit-learn for a model with an ONNX variant (a neural model without one needs
 PyTorch, and the README says so).
+
+A module can be imported without being needed: LightGBM imports scikit-learn whenever
+it is installed (its optional scikit-learn API), though a booster predicts without it.
+So each training library the first probe saw is probed again as if it were not
+installed; one whose absence leaves loading and the smoke prediction unchanged is left
+out (a linear model over raw text keeps scikit-learn: its vectorizer serves).
 """
 
 from __future__ import annotations
@@ -31,37 +37,92 @@ SERVER_MODULES = ("launchml.cli.main", "launchml.deploy.server", "uvicorn")
 
 _PROBE = r"""
 import json, sys
+package, engine, blocked = sys.argv[1], sys.argv[2], set(json.loads(sys.argv[3]))
+
+
+class NotInstalled:  # imports of the blocked modules fail as if they were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
 import numpy as np
-package, engine = sys.argv[1], sys.argv[2]
 for name in {modules!r}:
     __import__(name)
 from launchml.deploy.predictor import Predictor
 from launchml.deploy.server import create_app
 p = Predictor.load(package, engine=engine)
 create_app(p)
+rows, error = None, None
 try:  # a smoke prediction: what decoding and scoring import lazily
     if p.image_column is not None:
         shape = p.package.preprocessing[p.image_column].get("target_size") or [32, 32]
-        p.predict_rows([np.zeros((*shape[:2], 3), dtype=np.uint8)])
+        rows = p.predict_rows([np.zeros((*shape[:2], 3), dtype=np.uint8)])
     else:
-        p.predict_rows([{{c.name: None for c in p.package.schema.inputs}}])
+        rows = p.predict_rows([{{c.name: None for c in p.package.schema.inputs}}])
 except Exception as e:  # the imports happened; a record of missing values may be refused
-    print("probe:", type(e).__name__, e, file=sys.stderr)
+    error = f"{{type(e).__name__}}: {{e}}"
+    print("probe:", error, file=sys.stderr)
 top = sorted({{m.split(".")[0] for m in sys.modules}} - set(sys.stdlib_module_names)
              - {{"_distutils_hack"}})  # setuptools' startup hook, not a need of serving
-print(json.dumps({{"engine": p.engine, "engines": p.engines, "modules": top}}))
+print(json.dumps({{"engine": p.engine, "engines": p.engines, "modules": top, "rows": rows,
+                  "error": error}}, default=str))
 """
 
 
-def probe(package: Path, engine: str) -> dict[str, Any]:
-    """What serving ``package`` with ``engine`` imports (top-level module names)."""
+def probe(package: Path, engine: str, blocked: list[str] | tuple[str, ...] = ()
+          ) -> dict[str, Any]:
+    """What serving ``package`` with ``engine`` imports (top-level module names), with
+    the ``blocked`` modules failing to import as if not installed; ``rows``: the smoke
+    prediction (``error`` when it failed)."""
     code = _PROBE.format(modules=SERVER_MODULES)
-    run = subprocess.run([sys.executable, "-c", code, str(package), engine],
+    run = subprocess.run([sys.executable, "-c", code, str(package), engine,
+                          json.dumps(list(blocked))],
                          capture_output=True, text=True, timeout=600)
     if run.returncode != 0:
-        raise PackageError(f"'{package}' could not be loaded for serving: "
+        raise PackageError(f"'{package}' could not be loaded for serving"
+                           + (f" without {', '.join(blocked)}" if blocked else "") + ": "
                            f"{run.stderr.strip().splitlines()[-1:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _training_modules(modules: list[str]) -> list[str]:
+    """The top-level modules among ``modules`` that training-only distributions provide."""
+    import importlib.metadata as md
+    import re
+
+    dists = md.packages_distributions()
+    training = {re.sub(r"[-_.]+", "-", d).lower() for d in TRAINING_ONLY}
+    return [m for m in modules
+            if any(re.sub(r"[-_.]+", "-", d).lower() in training for d in dists.get(m, []))]
+
+
+def serving_imports(package: Path, engine: str) -> tuple[dict[str, Any], list[str]]:
+    """The probe of serving ``package`` without the training libraries it imports but
+    does not need, and those modules. A module counts as not needed when the probe
+    without it loads the package and gives the same smoke prediction; with no smoke
+    prediction to compare (it failed), every imported module is kept."""
+    found = probe(package, engine)
+    candidates = _training_modules(found["modules"])
+    if not candidates or found.get("error") is not None:
+        return found, []
+
+    def without(blocked: list[str]) -> dict[str, Any] | None:
+        try:
+            trial = probe(package, engine, blocked)
+        except PackageError:  # loading needs one of them
+            return None
+        same = all(trial.get(k) == found.get(k) for k in ("engine", "engines", "rows", "error"))
+        return trial if same else None
+
+    trial = without(candidates)  # the usual case: none of them is needed
+    if trial is not None:
+        return trial, candidates
+    unneeded = [m for m in candidates if without([m]) is not None]
+    trial = without(unneeded) if unneeded else None
+    return (trial, unneeded) if trial is not None else (found, [])
 
 
 def requirements(modules: list[str]) -> list[str]:
@@ -148,7 +209,7 @@ def write_context(package: str | Path, out: str | Path, *, name: str | None = No
     neural = any(m["family"] not in ("lightgbm", "lightgbm_extra", "linear")
                  for m in pkg.meta["model"]["members"])
     engine = "onnx" if neural and pkg.onnx_path is not None else "auto"
-    found = probe(folder, engine)
+    found, unneeded = serving_imports(folder, engine)
     reqs = requirements(found["modules"])
     heavy = [r for r in reqs if r.split("==")[0].lower() in TRAINING_ONLY]
     if out.exists() and any(out.iterdir()):
@@ -159,9 +220,12 @@ def write_context(package: str | Path, out: str | Path, *, name: str | None = No
         shutil.copyfile(folder / n, out / "model" / n)
     wheel = _launchml_wheel(out / "wheels")
     title = name or pkg.meta["model"]["name"]
+    skipped = sorted({d for m in unneeded for d in _distributions(m)}, key=str.lower)
     write_text(out / "requirements.txt",
                "# what serving this model imports, pinned to the versions it was tested "
                "with\n# (launchml package docker); launchml itself: wheels/, --no-deps\n"
+               + (f"# left out: {', '.join(skipped)} (imported when installed, not needed "
+                  "to serve this model)\n" if skipped else "")
                + "\n".join(reqs) + "\n")
     install = ("COPY wheels/ /tmp/wheels/\nRUN pip install --no-cache-dir --no-deps "
                "/tmp/wheels/*.whl && rm -rf /tmp/wheels" if wheel else
@@ -212,7 +276,13 @@ Without Docker, the same set in a virtual environment:
     venv/bin/launchml serve model --engine {engine}
 """)
     return {"engine": engine, "requirements": reqs, "training_deps": heavy,
-            "wheel": str(wheel) if wheel else None, "out": str(out)}
+            "left_out": skipped, "wheel": str(wheel) if wheel else None, "out": str(out)}
+
+
+def _distributions(module: str) -> list[str]:
+    import importlib.metadata as md
+
+    return md.packages_distributions().get(module, [module])
 
 
 def _hash(folder: Path, names: list[str]) -> str:
