@@ -11,10 +11,10 @@ import sys
 
 import numpy as np
 import pytest
+from tests.tables_data import reviews
 
 import launchml
 from launchml.deploy.docker import requirements, serving_imports, write_context
-from tests.tables_data import reviews
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
