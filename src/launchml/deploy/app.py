@@ -199,7 +199,55 @@ def create_models_app(sources: list[Source], options: ServeOptions | None = None
     for name, slot in manager.slots.items():
         _add_model_routes(app, name, slot.current, current, require, read, manager,
                           explainable)
+    _follow_openapi(app, manager)
     return app
+
+
+def _follow_openapi(app: FastAPI, manager: ModelManager) -> None:
+    """/openapi.json (and so /docs) describes the versions serving now: FastAPI caches
+    the schema it made from the routes (``app.openapi_schema``), whose request bodies
+    and answers are those of the versions loaded at start; after an alias moves to a
+    version with other inputs or labels, the schema is made again for the current ones."""
+    generate = app.openapi  # FastAPI's: from the routes, cached in app.openapi_schema
+    made_for = [-1]  # the manager's generation the cached schema describes
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None or made_for[0] != manager.generation:
+            generation = manager.generation
+            app.openapi_schema = None
+            schema = generate()
+            for name, slot in manager.slots.items():
+                if slot.current is not None:
+                    _document_version(schema, name, slot.current)
+            app.openapi_schema, made_for[0] = schema, generation
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_version(schema: dict[str, Any], name: str, loaded: Loaded) -> None:
+    """Set ``name``'s request bodies and answer in ``schema`` to ``loaded``'s."""
+    import copy
+
+    body = request_body(loaded.predictor)["requestBody"]
+    served = f"Served now: {loaded.ref}" + (f" (version {loaded.version})"
+                                             if loaded.version is not None else "") + "."
+    for action in ("predict", "explain"):
+        op = schema.get("paths", {}).get(f"/v1/models/{name}/{action}", {}).get("post")
+        if op is not None:
+            op["requestBody"] = copy.deepcopy(body)
+            op["description"] = served
+    op = schema.get("paths", {}).get(f"/v1/models/{name}/predict", {}).get("post")
+    if op is None:
+        return
+    answer = _answer_model(name, loaded)
+    found = answer.model_json_schema(ref_template="#/components/schemas/{model}",
+                                     mode="serialization")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(found.pop("$defs", {}))
+    components[answer.__name__] = found
+    op.setdefault("responses", {}).setdefault("200", {})["content"] = {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{answer.__name__}"}}}
 
 
 def _explain_available() -> bool:

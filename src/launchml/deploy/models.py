@@ -162,6 +162,7 @@ class ModelManager:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="launchml-load")
         self._follower: asyncio.Task | None = None
         self.stopping = False
+        self.generation = 0  # counts installed versions: what the OpenAPI page is made from
 
     # -- loading ---------------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class ModelManager:
 
     def _install(self, slot: Slot, loaded: Loaded) -> None:
         slot.current = loaded  # one assignment: requests see the old or the new version
+        self.generation += 1
         if self.metrics is not None:
             self.metrics.set_loaded(slot.source.name, str(loaded.version or ""), loaded.ref)
 
