@@ -48,3 +48,15 @@ def test_lightgbm_run_records_why_it_has_no_variants(wine_csv, tmp_path):
     assert "no variants: no neural member" in text
     assert "variants need a network" in text
     assert "Fix: launchml optimize" not in text  # not: run the stage that already ran
+
+
+def test_list_prints_the_reason_of_an_empty_table(tmp_path):
+    # what the stage writes for a package without a neural member (no training needed)
+    (tmp_path / "variants").mkdir()
+    reason = ("no neural member (this package serves linear): LightGBM and linear members "
+              "serve through their own predictors; variants need a network")
+    (tmp_path / "variants" / "summary.json").write_text(json.dumps(
+        {"version": 2, "split": "test", "picked": None, "reason": reason, "rows": []}))
+    result = CliRunner().invoke(app, ["optimize", str(tmp_path), "--list"])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()) == f"no variants: {reason}"
