@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # (config validation) before torch is imported, their builders load on first use
 BUILTIN_NETWORKS = {"seed_cnn": "launchml.models.seed_cnn",
                     "seed_cnn_small": "launchml.models.seed_cnn",  # optimize.distill's student
+                    "dp_linear": "launchml.privacy.networks",  # few weights: for DP-SGD
                     "dp_cnn": "launchml.privacy.networks",  # small, tanh: for DP-SGD
                     "timm": "launchml.models.timm_family"}
 
