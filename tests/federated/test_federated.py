@@ -50,6 +50,18 @@ def test_partitions_cover_every_row_once_and_skew_labels():
         core.partition(y, 4, "zipf", seed=0)
 
 
+def test_client_rate_anneals_over_the_rounds_with_a_scheduler():
+    from launchml.train.config import TrainConfig
+
+    plain = TrainConfig(learning_rate=0.005)
+    assert [core.round_rate(plain, r, 10) for r in (1, 5, 10)] == [0.005] * 3
+    rates = [core.round_rate(TrainConfig(learning_rate=0.005, scheduler="cosine"), r, 10)
+             for r in range(1, 11)]
+    assert rates[0] == pytest.approx(0.005)  # the configured rate in round 1
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:], strict=False))  # then down
+    assert rates[-1] < 0.005 / 20
+
+
 def test_fedprox_pulls_towards_the_global_weights():
     import torch
 

@@ -131,7 +131,7 @@ def client_train(msg: Message, context: Context) -> Message:
     rnd = int(conf["server-round"])
     with tempfile.TemporaryDirectory() as tmp:
         member = core.Member(cfg, schema, states, RunDir(Path(tmp)))
-        new, metrics = member.train(data, state, core.client_hooks(cfg, state, rnd))
+        new, metrics = member.train(data, state, core.client_hooks(cfg, state, rnd), rnd)
     metrics = {**metrics, **ident, "num-examples": len(data[1])}
     metrics = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     return Message(RecordDict({"arrays": ArrayRecord(new), "metrics": MetricRecord(metrics)}),

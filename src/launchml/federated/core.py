@@ -156,15 +156,17 @@ class Member:
         return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
     def train(self, data: tuple[dict[str, np.ndarray], np.ndarray], state: dict[str, Any],
-              hooks: list[Any]) -> tuple[dict[str, Any], dict[str, float]]:
+              hooks: list[Any], server_round: int = 1) -> tuple[dict[str, Any], dict[str, float]]:
         """Local epochs from the global ``state``; (new weights, last epoch's metrics)."""
         fed = self.cfg.federated
         # a site holds few rows: its batch is capped so a local epoch is about ten steps
         # (at least 8 rows a batch); the configured batch would be one or two steps per
         # round and FedAvg would average barely trained models
         batch = min(self.cfg.train.batch_size, max(8, -(-len(data[1]) // 10)))
-        cfg = self.cfg.train.model_copy(update={"epochs": fed.local_epochs, "patience": None,
-                                                "scheduler": "none", "batch_size": batch})
+        cfg = self.cfg.train.model_copy(update={
+            "epochs": fed.local_epochs, "patience": None, "scheduler": "none",
+            "batch_size": batch, "learning_rate": round_rate(self.cfg.train, server_round,
+                                                             fed.rounds)})
         self.ctx.make_hooks = lambda: list(hooks)
         self.initial(data[0])
         fam = self.family
@@ -213,6 +215,17 @@ class Member:
                                  "config": self.cfg.model_dump(mode="json"),
                                  "train_settings": {"families": [self.name]}},
                      privacy=privacy)
+
+
+def round_rate(train: Any, server_round: int, rounds: int) -> float:
+    """A client's learning rate in ``server_round`` of ``rounds``. A site's optimizer
+    lives one round, so ``train.scheduler`` spans the federation: with a scheduler set
+    (cosine or onecycle) the rate anneals over the rounds along a cosine, held within
+    a round; without one it is ``train.learning_rate`` throughout."""
+    if train.scheduler == "none" or rounds <= 1:
+        return float(train.learning_rate)
+    done = (min(max(server_round, 1), rounds) - 1) / rounds
+    return float(train.learning_rate) * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 def client_hooks(cfg: Any, state: dict[str, Any], server_round: int) -> list[Any]:

@@ -102,8 +102,8 @@ class _Site(NumPyClient):
             keys = list(member.initial(data[0]))
             state = {k: torch.from_numpy(np.array(a))
                      for k, a in zip(keys, parameters, strict=True)}
-            new, metrics = member.train(data, state, core.client_hooks(
-                cfg, state, int(config["server-round"])))
+            rnd = int(config["server-round"])
+            new, metrics = member.train(data, state, core.client_hooks(cfg, state, rnd), rnd)
         return [new[k].numpy() for k in keys], len(data[1]), metrics
 
 
