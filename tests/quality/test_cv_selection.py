@@ -54,7 +54,7 @@ def test_the_validation_split_is_kept_where_folds_do_not_apply(case):
     assert select.cv_folds(cfg, states, train, valid, names, task) is None
 
 
-def test_folds_can_be_asked_for_on_any_table_and_a_rare_class_unstratifies():
+def test_folds_can_be_asked_for_on_any_table_and_rare_classes_stay_in_every_fit():
     task = create_task("multiclass", ["a", "b", "c"])
     train, valid = _data(3000, 600, classes=3)
     folds = select.cv_folds(_cfg(folds=3), {"x": {"type": "text"}}, train, valid, FAMS, task)
@@ -62,7 +62,29 @@ def test_folds_can_be_asked_for_on_any_table_and_a_rare_class_unstratifies():
     y = np.r_[np.zeros(50), np.ones(48), np.full(2, 2)]  # class 2: 2 rows < 5 folds
     train = ({"x": np.zeros(80)}, y[:80])
     valid = ({"x": np.zeros(20)}, y[80:])
-    assert len(select.cv_folds(_cfg(), NUMBERS, train, valid, FAMS, task)) == 5
+    folds = select.cv_folds(_cfg(), NUMBERS, train, valid, FAMS, task)
+    assert len(folds) == 5
+    for fit_rows, _ in folds:  # every fold's model sees every class (3 outputs, not 2)
+        assert set(y[fit_rows]) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("case", ["single_row_class", "tiny", "multilabel"])
+def test_folds_that_cannot_work_fall_back_and_say_so_when_asked_for(case, capsys):
+    if case == "multilabel":
+        task = create_task("multilabel", ["a", "b"])
+        train, valid = _data(300, 60)
+        train = (train[0], np.stack([train[1], 1 - train[1]], 1))
+        valid = (valid[0], np.stack([valid[1], 1 - valid[1]], 1))
+    else:
+        task = create_task("multiclass", ["a", "b", "c"])
+        n = 12 if case == "tiny" else 100
+        y = np.r_[np.arange(n - 1) % 2, 2]  # single_row_class: one row of class 2
+        v = n // 5
+        train, valid = ({"x": np.zeros(n - v)}, y[:n - v]), ({"x": np.zeros(v)}, y[n - v:])
+    assert select.cv_folds(_cfg(), NUMBERS, train, valid, FAMS, task) is None
+    assert capsys.readouterr().err == ""  # the default says nothing
+    assert select.cv_folds(_cfg(folds=5), NUMBERS, train, valid, FAMS, task) is None
+    assert "model.cv_folds 5 does not apply" in capsys.readouterr().err
 
 
 def test_one_fold_is_refused_by_name():

@@ -190,8 +190,8 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
     select = None if limit is None else limit * (SELECT_SHARE if refits else 1.0)
     if folds:
         console.info(f"train: ranking on {len(folds)}-fold cross-validation over the "
-                     f"{len(pooled[1])} train + validation rows (model.cv_folds), then a "
-                     "refit on all of them")
+                     f"{len(pooled[1])} train + validation rows, then a refit on all of them "
+                     "(model.cv_folds; 0: rank on the validation split)")
     if limit is not None:
         console.info(f"train: estimated time {limit:.0f}s at most: {', '.join(names)} within "
                      f"{limit:.0f}s (model.time_limit"
@@ -303,7 +303,8 @@ def train_families(cfg: Any, rd: RunDir, prepared: Prepared, *,
             if limit is not None and elapsed + estimate > limit:
                 console.info(f"train: {name} not refit on train + validation (about "
                              f"{estimate:.0f}s; time limit {limit:.0f}s); it "
-                             "keeps the model fit on train")
+                             "keeps the model fit on " + ("one fold's rows" if folds
+                                                          else "train"))
                 continue
             t0 = time.perf_counter()
             with _smoothing(task, name, cfg):
@@ -381,24 +382,41 @@ def cv_folds(cfg: Any, states: dict[str, Any], train: Any, valid: Any, names: li
              task: Task) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """The (fit rows, held-out rows) index pairs of k-fold selection over train +
     validation, or None for selection on the validation split (``model.cv_folds``)."""
-    k = cfg.model.cv_folds
-    if valid is None or len(names) < 2 or not cfg.model.refit or k == 0:
+    asked = cfg.model.cv_folds
+    if asked == 0:
         return None
-    y = np.concatenate([train[1], valid[1]])
-    if k is None:
-        small = len(y) <= CV_MAX_ROWS
-        if not small or any(s["type"] not in CV_TYPES for s in states.values()):
-            return None
-        k = CV_FOLDS
+    why = ("no validation rows" if valid is None else "one family to train" if len(names) < 2
+           else "model.refit is false (the folds' choice is refit on all rows)"
+           if not cfg.model.refit else None)
+    y = None if valid is None else np.concatenate([train[1], valid[1]])
+    k = asked or CV_FOLDS
+    if why is None and y is not None:
+        counts = np.unique(np.asarray(y, dtype=np.int64), return_counts=True)[1] \
+            if task.name in ("binary", "multiclass") else None
+        if len(y) < 4 * k:
+            why = f"{len(y)} rows are too few for {k} folds"
+        elif task.name == "multilabel":
+            why = "multilabel targets (a label can be constant within a fold)"
+        elif counts is not None and counts.min() < 2:
+            why = "a class has a single row (a fold would train without it)"
+        elif asked is None and (len(y) > CV_MAX_ROWS or any(
+                s["type"] not in CV_TYPES for s in states.values())):
+            return None  # the default: small tables of plain columns only
+    if why is not None:
+        if asked:
+            console.warn(f"train: model.cv_folds {asked} does not apply ({why}); ranking on "
+                         "the validation split")
+        return None
     from sklearn.model_selection import KFold, StratifiedKFold
 
     rows = np.arange(len(y))
-    if task.name in ("binary", "multiclass") and np.bincount(
-            np.asarray(y, dtype=np.int64)).min(initial=k) >= k:
-        split = StratifiedKFold(k, shuffle=True, random_state=cfg.seed).split(rows, y)
-    else:  # regression, multilabel, or a class with fewer rows than folds
-        split = KFold(k, shuffle=True, random_state=cfg.seed).split(rows)
-    return [(a, b) for a, b in split]
+    if counts is not None:  # stratified: a class with c < k rows is in c - 1 fits at least
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "least populated class ..."
+            return list(StratifiedKFold(k, shuffle=True, random_state=cfg.seed).split(rows, y))
+    return list(KFold(k, shuffle=True, random_state=cfg.seed).split(rows))
 
 
 def fit_folds(name: str, ctx: FitContext, pooled: Any,
@@ -411,7 +429,10 @@ def fit_folds(name: str, ctx: FitContext, pooled: Any,
     def rows(idx: np.ndarray) -> Any:
         return {k: v[idx] for k, v in pooled[0].items()}, pooled[1][idx]
 
-    fold_ctx = dataclasses.replace(ctx, single=False, time_limit=None if ctx.time_limit is None
+    # a fresh start per fold: a network resuming a checkpoint of another fold would score
+    # rows it trained on
+    fold_ctx = dataclasses.replace(ctx, single=False, resume=False,
+                                   time_limit=None if ctx.time_limit is None
                                    else ctx.time_limit / len(folds))
     oof = None
     for fit_rows, held in folds:
@@ -435,7 +456,8 @@ def _threshold(cfg: Any, task: Task, valid: Any, fitted: dict, members: dict[str
         return None
     raw = combine(task, [fitted[n].val_raw for n in members], list(members.values()))
     t = float(tune(np.asarray(valid[1]), task.probabilities(raw)[:, 1], choice))
-    console.info(f"train: decision threshold {t:.3f} (tuned on validation for {choice})")
+    console.info(f"train: decision threshold {t:.3f} (tuned for {choice} on the "
+                 f"{len(valid[1])} rows the families were ranked on)")
     return t
 
 
