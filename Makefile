@@ -47,10 +47,18 @@ demo: $(CORE)  ## digits as an image folder -> all five stages with the article'
 # its CUDA libraries (6 GB, the same pins) are not installed twice; pip installs only what
 # Flower pins differently (fastapi, starlette, uvicorn, typer, protobuf, ray, ...), and
 # those shadow .venv's. A second copy filled the disk of a CI machine.
+# Made from .venv's own python (compiled packages must match it); an older
+# .venv-federated without the shared .pth, or of another python version, is made again.
+SITE := import sysconfig; p = sysconfig.get_paths(); print(p["purelib"])
 $(FED): pyproject.toml constraints-federated.txt $(CORE)
-	test -x $(FED_VENV)/bin/python || $(PY) -m venv $(FED_VENV)
-	$(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
-		> "$$($(FED_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/launchml-shared.pth"
+	@if [ -x $(FED_VENV)/bin/python ] && { [ "$$($(FED_VENV)/bin/python -V)" != "$$($(BIN)/python -V)" ] \
+		|| [ ! -f "$$($(FED_VENV)/bin/python -c '$(SITE)')/launchml-shared.pth" ]; }; then \
+		echo "make: $(FED_VENV) is of another python or shares no packages: made again"; \
+		rm -rf $(FED_VENV); fi
+	test -x $(FED_VENV)/bin/python || $(BIN)/python -m venv $(FED_VENV)
+	{ $(BIN)/python -c '$(SITE)'; $(BIN)/python -c 'import sysconfig; p = sysconfig.get_paths(); \
+		p["platlib"] != p["purelib"] and print(p["platlib"])'; } \
+		> "$$($(FED_VENV)/bin/python -c '$(SITE)')/launchml-shared.pth"
 	$(FED_VENV)/bin/python -m pip install -q -c constraints-federated.txt -e '.[federated]'
 	touch $@
 
