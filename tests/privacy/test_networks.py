@@ -65,3 +65,20 @@ def test_dp_cnn_learns_digits_under_dp_and_packages(digits_dir, tmp_path):
     labels = [f.parent.name for f in files]
     got = pred.predict([str(f) for f in files])
     assert np.mean([g == lab for g, lab in zip(got, labels, strict=True)]) > 0.5
+
+
+def test_many_weights_per_training_row_get_the_small_networks_named(capsys):
+    import torch
+
+    from launchml.privacy.config import DPConfig
+    from launchml.privacy.dp import DPHook
+    from launchml.privacy.networks import dp_linear
+
+    for net, said in [(torch.nn.Linear(2000, 10), True), (dp_linear(1, 8, 8, 10), False)]:
+        hook = DPHook(DPConfig(noise_multiplier=1.0), epochs=1)
+        with launchml.console.verbosity(1):
+            hook.attach(net, torch.optim.SGD(net.parameters(), lr=0.1), n=1000,
+                        batch_size=100, seed=0)
+        err = capsys.readouterr().err
+        assert "noise multiplier 1.000" in err  # the usual line, either way
+        assert ("model.name: dp_linear or dp_cnn" in err) is said  # 20 k vs 650 weights

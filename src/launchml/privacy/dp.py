@@ -30,6 +30,8 @@ from launchml.errors import ConfigError
 from launchml.privacy.config import DPConfig
 from launchml.train.trainer import TrainHook
 
+WEIGHTS_PER_ROW = 10  # above this many trained weights per training row, say that a
+# smaller model keeps more accuracy under DP-SGD (seed_cnn on 1,149 digits: 140 per row)
 MAX_SIGMA = 1e3  # Opacus' own bound in get_noise_multiplier (its MAX_SIGMA is 1e6; the
 # accountants are slow and the model useless long before that)
 
@@ -174,6 +176,14 @@ class DPHook(TrainHook):
             noise_multiplier=self.sigma, max_grad_norm=self.cfg.max_grad_norm,
             poisson_sampling=True)
         self.steps = 0
+        self.weights = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if self.weights > WEIGHTS_PER_ROW * n:
+            console.info(f"privacy: {self.weights:,} weights for {n:,} training rows. DP-SGD "
+                         "adds noise of the same size to every weight's gradient, so a model "
+                         "with fewer weights keeps more accuracy at the same epsilon: "
+                         "model.name: dp_linear or dp_cnn for images (digits at epsilon 8: "
+                         "0.96 with dp_linear, 0.75 with seed_cnn), a smaller "
+                         "model.mlp.hidden for tables")
         console.info(f"privacy: DP-SGD, noise multiplier {self.sigma:.3f}, clipping "
                      f"{self.cfg.max_grad_norm:g}, sample rate {self.sample_rate:.4f}, delta "
                      f"{self.delta:.3g}" + (f", target epsilon {self.cfg.target_epsilon:g}"
