@@ -53,6 +53,26 @@ def test_dp_table_records_epsilon_per_epoch_and_in_the_package(wine_csv, tmp_pat
     launchml.Predictor.load(run.dir.model)  # an ordinary package
 
 
+def test_the_noise_is_secret_unless_asked_to_follow_the_seed(wine_csv, tmp_path):
+    from safetensors.numpy import load_file
+
+    def weights(name: str, **dp) -> dict:
+        cfg = table_config(wine_csv, tmp_path / name, {"noise_multiplier": 1.0, **dp},
+                           model={"name": "mlp"})
+        cfg["train"]["epochs"] = 1
+        run = launchml.run(cfg, stages=["prepare", "train"])
+        meta = json.loads((run.dir.model / "package.json").read_text())
+        assert meta["privacy"]["dp"]["randomness"] == dp.get("randomness", "secret")
+        return load_file(run.dir.model / "weights.safetensors")
+
+    def same(a: dict, b: dict) -> bool:
+        return all((a[k] == b[k]).all() for k in a)
+
+    # the same config and seed twice: the OS's noise differs, the seed's repeats itself
+    assert not same(weights("s1"), weights("s2"))
+    assert same(weights("r1", randomness="seed"), weights("r2", randomness="seed"))
+
+
 def test_noise_multiplier_and_rdp(wine_csv, tmp_path):
     run = launchml.run(table_config(wine_csv, tmp_path, {"noise_multiplier": 1.0,
                                                         "accountant": "rdp", "delta": 1e-4}),

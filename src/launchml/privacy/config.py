@@ -40,6 +40,11 @@ class DPConfig(StrictModel):
     max_grad_norm: float = Field(1.0, gt=0.0, description="per-sample gradient clipping norm")
     accountant: Literal["prv", "rdp"] = Field(
         "prv", description="prv: tighter (numerical), rdp: Renyi DP (the classic bound)")
+    randomness: Literal["secret", "seed"] = Field(
+        "secret", description="where the noise and the Poisson batch draws come from. secret: "
+        "the operating system's randomness, kept nowhere (DP assumes nobody can know the "
+        "noise); seed: the run's seed, for experiments only (reproducible runs, bit-exact "
+        "--resume), the noise then follows from the saved config")
     max_physical_batch_size: int = Field(
         256, ge=1, description="Poisson batches (train.batch_size on average, any size at "
         "random) are split into chunks of at most this many rows: bounded memory")

@@ -23,6 +23,7 @@ refused with the smallest one that can be reached.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from launchml import console
@@ -170,11 +171,16 @@ class DPHook(TrainHook):
         self.sample_rate = 1.0 / self.steps_per_epoch
         # the loop gathers rows by index: the loader Opacus makes Poisson draws row indices
         self._rows = DataLoader(TensorDataset(torch.arange(n)), batch_size=batch_size)
+        # the noise and the batch draws: from the OS (secret) unless randomness: seed; Opacus'
+        # secure_mode would need torchcsprng, which has no current wheels
+        self.secret = None if self.cfg.randomness == "seed" else \
+            int.from_bytes(os.urandom(8), "little") >> 1
+        noise = None if self.secret is None else torch.Generator().manual_seed(self.secret)
         engine = PrivacyEngine(accountant=self.cfg.accountant)
         self.module, self.optimizer, _ = engine.make_private(
             module=model, optimizer=opt, data_loader=self._rows,
             noise_multiplier=self.sigma, max_grad_norm=self.cfg.max_grad_norm,
-            poisson_sampling=True)
+            poisson_sampling=True, noise_generator=noise)
         self.steps = 0
         self.weights = sum(p.numel() for p in model.parameters() if p.requires_grad)
         if self.weights > WEIGHTS_PER_ROW * n:
@@ -197,7 +203,8 @@ class DPHook(TrainHook):
 
         # the steps before this epoch: every epoch draws steps_per_epoch Poisson batches
         self.steps = (self.done + epoch - 1) * self.steps_per_epoch
-        gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)  # resumable
+        gen = torch.Generator().manual_seed(  # randomness: seed -> resumable draws
+            self.seed * 7919 + epoch if self.secret is None else (self.secret + epoch) % 2**63)
         loader = wrap_data_loader(
             data_loader=DPDataLoader.from_data_loader(self._rows, generator=gen),
             max_batch_size=self.cfg.max_physical_batch_size, optimizer=self.optimizer)
@@ -224,4 +231,5 @@ class DPHook(TrainHook):
                 "noise_multiplier": round(self.sigma, 6), "accountant": self.cfg.accountant,
                 "sample_rate": round(self.sample_rate, 6), "epochs": self.done + len(self.history),
                 "rows": self.n, "replaced_layers": self.replaced,
+                "randomness": self.cfg.randomness,
                 "per_epoch": self.history}
