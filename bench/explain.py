@@ -32,25 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from machine import cpu_info  # bench/machine.py: one copy for every bench script
+
 os.environ.setdefault("LAUNCHML_QUIET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.tables_data
-
-
-def cpu_info() -> dict:
-    import torch
-
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"]
-    return {"capability": torch.backends.cpu.get_cpu_capability(),
-            "flags": [f for f in wanted if f in flags], "cores": os.cpu_count(),
-            "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def best(fn, repeat: int) -> float:

@@ -26,24 +26,9 @@ from pathlib import Path
 
 import yaml
 
+from machine import cpu_info  # bench/machine.py: one copy for every bench script
+
 os.environ.setdefault("LAUNCHML_QUIET", "1")
-
-
-def cpu_info() -> dict:
-    import torch
-
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"]
-    return {"capability": torch.backends.cpu.get_cpu_capability(),
-            "flags": [f for f in wanted if f in flags], "cores": os.cpu_count(),
-            "load_1min": os.getloadavg()[0]}
 
 
 def base_config(dataset: str, root: Path, epochs: int) -> dict:

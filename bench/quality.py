@@ -66,6 +66,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from machine import cpu_info  # bench/machine.py: one copy for every bench script
+
 os.environ.setdefault("LAUNCHML_QUIET", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -534,23 +536,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
-    try:
-        import torch
-
-        capability = torch.backends.cpu.get_cpu_capability()
-    except ImportError:
-        capability = None
-    return {"cpu_flags": [f for f in wanted if f in flags], "cpu_capability": capability,
-            "cores": os.cpu_count(), "load_average": list(os.getloadavg())}
+    info = cpu_info()  # bench/machine.py; under this script's own key names
+    return {"cpu_flags": info["flags"], "cpu_capability": info["capability"],
+            "cores": info["cores"], "load_average": list(os.getloadavg())}
 
 
 def write(path: Path, results: list[dict[str, Any]], started: dict[str, Any]) -> None:

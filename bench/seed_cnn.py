@@ -49,6 +49,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import capability, cpu_flags  # bench/machine.py
+
 T_PROCESS = time.perf_counter()  # workers measure end-to-end time from here
 
 BENCH = Path(__file__).resolve().parent
@@ -309,23 +311,17 @@ def cpu_info() -> dict:
     """What kind of CPU the figures hold for: torch's capability and the /proc/cpuinfo flags
     that decide the speed defaults (launchml.train.speed)."""
     info: dict = {"model": None, "cores": os.cpu_count()}
-    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and info["model"] is None:
+            if key.strip() == "model name":
                 info["model"] = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
+                break
     except OSError:  # not Linux
         pass
+    flags = cpu_flags()  # bench/machine.py
     info["flags"] = {f: f in flags for f in CPU_FLAGS}
-    try:
-        import torch
-
-        info["torch_capability"] = torch.backends.cpu.get_cpu_capability()
-    except ImportError:
-        info["torch_capability"] = None
+    info["torch_capability"] = capability()
     try:
         info["load_average"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import httpx
 
+from machine import cpu_info  # bench/machine.py: one copy for every bench script
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the attack payloads live with the tests that use them
 
@@ -42,26 +43,6 @@ from tests.security.payloads import (  # noqa: E402
     stalled_connections,
     start_server,
 )
-
-
-def cpu_info() -> dict:
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"]
-    try:
-        import torch
-
-        capability = torch.backends.cpu.get_cpu_capability()
-    except ImportError:
-        capability = "torch not installed"
-    return {"capability": capability, "flags": [f for f in wanted if f in flags],
-            "cores": len(os.sched_getaffinity(0)), "load_1min": os.getloadavg()[0]}
 
 
 def tiny_package(root: Path) -> Path:

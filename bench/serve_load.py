@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_info  # bench/machine.py: one copy for every bench script
+
 TARGETS = {"speedup": 4.0, "of_ceiling": 0.6, "rss_growth": 0.10}
 
 
@@ -45,23 +47,6 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def cpu_info() -> dict[str, object]:
-    flags: set[str] = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    try:
-        import torch
-
-        capability = torch.backends.cpu.get_cpu_capability()
-    except ImportError:
-        capability = "unknown"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
-    return {"capability": capability, "flags": [f for f in wanted if f in flags],
-            "cores": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def train_model(work: Path) -> Path:
