@@ -46,7 +46,7 @@ from launchml.data.columns import (
     parse_numbers,
 )
 from launchml.data.images import load_image
-from launchml.data.sequences import fit_sequence, transform_sequence
+from launchml.data.sequences import fit_sequence, token_strings, transform_sequence
 from launchml.data.text import fit_text, raw_text, transform_text
 from launchml.errors import DataError, InputError
 
@@ -301,4 +301,42 @@ def transform_table(states: dict[str, dict[str, Any]], df: pd.DataFrame, *,
     out: dict[str, np.ndarray] = {}
     for name, state in states.items():
         out.update(transform_column(name, state, df[name], base_dir=base_dir))
+    return out
+
+
+# -- the inverse: prepared rows as a person reads them (report, error gallery) -------
+def readable_rows(states: dict[str, Any], arrays: dict[str, np.ndarray], idx: np.ndarray
+               ) -> list[dict[str, Any]]:
+    """Readable values of prepared rows (inverse of the fitted preprocessing)."""
+    out = []
+    for i in idx:
+        row: dict[str, Any] = {}
+        for col, st in states.items():
+            kind = st["type"]
+            if col not in arrays and kind not in ("datetime",):
+                continue
+            if kind == "number":
+                miss = arrays.get(f"{col}:missing")
+                row[col] = ("missing" if miss is not None and miss[i] else
+                            round(float(arrays[col][i]) * st["std"] + st["mean"], 6))
+            elif kind == "category":
+                code, cats = int(arrays[col][i]), st["categories"]
+                row[col] = ("missing" if code == 0 else cats[code - 1]
+                            if code <= len(cats) else "other")
+            elif kind == "boolean":
+                v = float(arrays[col][i])
+                row[col] = "missing" if v == 0.5 else bool(v)
+            elif kind == "text" and f"{col}:raw" in arrays:  # the string as given
+                raw = np.asarray(arrays[f"{col}:raw"])[i]
+                row[col] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) \
+                    else str(raw)
+            elif kind in ("text", "molecule", "protein"):
+                toks = [t for t in token_strings(st, arrays[col][i])
+                        if not (t.startswith("[") and t.endswith("]"))]
+                row[col] = (" " if kind == "text" else "").join(toks)
+            elif kind == "image":
+                row[col] = "(image)"
+            else:
+                row[col] = f"({kind})"
+        out.append(row)
     return out

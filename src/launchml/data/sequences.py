@@ -43,3 +43,31 @@ def transform_sequence(state: dict[str, Any], col: pd.Series) -> np.ndarray:
         ids = [index.get(c, UNKNOWN) for c in v[:length]]
         out[row, :len(ids)] = ids
     return out
+
+
+# -- the inverse: ids back to tokens (reports and explanations) --------------------
+def pad_id(state: dict[str, Any]) -> int:
+    return int(state.get("pad_id", 0))
+
+
+def token_strings(state: dict[str, Any], ids: np.ndarray) -> list[str]:
+    """The tokens / characters of one row's ids (padding left out)."""
+    pad = pad_id(state)
+    if state["type"] == "text":
+        tok = _vocabulary(state)
+        return [tok.id_to_token(int(i)) or "?" for i in ids if i != pad]
+    vocab = state["vocab"]
+    return [vocab[i - 2] if i >= 2 else "?" for i in ids if i != pad]
+
+
+_VOCAB: dict[int, tuple[str, Any]] = {}  # id(state) -> (tokenizer JSON, Tokenizer)
+
+
+def _vocabulary(state: dict[str, Any]) -> Any:
+    """The column's tokenizer (ids -> tokens), parsed once per state."""
+    from tokenizers import Tokenizer
+
+    hit = _VOCAB.get(id(state))
+    if hit is None or hit[0] is not state["tokenizer"]:
+        hit = _VOCAB[id(state)] = (state["tokenizer"], Tokenizer.from_str(state["tokenizer"]))
+    return hit[1]

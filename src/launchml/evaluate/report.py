@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from launchml.data.preprocess import readable_rows
 from launchml.runs import RunDir, read_json, read_jsonl, write_text
 
 if TYPE_CHECKING:
@@ -135,46 +136,6 @@ def row_hashes(arrays: dict[str, np.ndarray]) -> list[bytes]:
         flat.append(np.ascontiguousarray(a).reshape(n, -1).view(np.uint8))
     joined = np.concatenate(flat, axis=1) if flat else np.zeros((n, 0), np.uint8)
     return [hashlib.blake2b(r.tobytes(), digest_size=12).digest() for r in joined]
-
-
-# -- what a row looks like ----------------------------------------------------------
-def shown_rows(states: dict[str, Any], arrays: dict[str, np.ndarray], idx: np.ndarray
-               ) -> list[dict[str, Any]]:
-    """Readable values of prepared rows (inverse of the fitted preprocessing)."""
-    from launchml.explain.tokens import token_strings
-
-    out = []
-    for i in idx:
-        row: dict[str, Any] = {}
-        for col, st in states.items():
-            kind = st["type"]
-            if col not in arrays and kind not in ("datetime",):
-                continue
-            if kind == "number":
-                miss = arrays.get(f"{col}:missing")
-                row[col] = ("missing" if miss is not None and miss[i] else
-                            round(float(arrays[col][i]) * st["std"] + st["mean"], 6))
-            elif kind == "category":
-                code, cats = int(arrays[col][i]), st["categories"]
-                row[col] = ("missing" if code == 0 else cats[code - 1]
-                            if code <= len(cats) else "other")
-            elif kind == "boolean":
-                v = float(arrays[col][i])
-                row[col] = "missing" if v == 0.5 else bool(v)
-            elif kind == "text" and f"{col}:raw" in arrays:  # the string as given
-                raw = np.asarray(arrays[f"{col}:raw"])[i]
-                row[col] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) \
-                    else str(raw)
-            elif kind in ("text", "molecule", "protein"):
-                toks = [t for t in token_strings(st, arrays[col][i])
-                        if not (t.startswith("[") and t.endswith("]"))]
-                row[col] = (" " if kind == "text" else "").join(toks)
-            elif kind == "image":
-                row[col] = "(image)"
-            else:
-                row[col] = f"({kind})"
-        out.append(row)
-    return out
 
 
 # -- the report ---------------------------------------------------------------------
@@ -432,7 +393,7 @@ class Report:
         labels = self.task.labels
         items = []
         image_col = self.predictor.image_column
-        shown = shown_rows(self.pkg.preprocessing, self.inputs, idx)
+        shown = readable_rows(self.pkg.preprocessing, self.inputs, idx)
         for i, row in zip(idx, shown, strict=True):
             if self.task.name == "regression":
                 what = f"actual {self.y[i]:.4g}, predicted {self.pred[i]:.4g}"
@@ -536,7 +497,7 @@ class Report:
                 for m in applicable(self.predictor):
                     found += explain_images(self.predictor, sub, names, m, None)
             else:
-                shown = shown_rows(self.pkg.preprocessing, self.inputs, idx)
+                shown = readable_rows(self.pkg.preprocessing, self.inputs, idx)
                 found = explain_table(self.predictor, shown, sub, names,
                                       applicable(self.predictor)[0], None)
             blocks += [explanation_html(e) for e in found]
