@@ -35,7 +35,8 @@ def _rounds(events: Path) -> list[dict]:
 
 
 def _start(args: list[str], log: Path, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "LAUNCHML_QUIET": "0"}
+    (cwd / "tmp").mkdir(exist_ok=True)  # its temporary folders, checked after the run
+    env = {**os.environ, "LAUNCHML_QUIET": "0", "TMPDIR": str(cwd / "tmp")}
     return subprocess.Popen([CLI, "federate", *args], stdout=log.open("w"),
                             stderr=subprocess.STDOUT, cwd=cwd, env=env,
                             start_new_session=True)  # its own group: killed as a whole
@@ -102,3 +103,5 @@ def test_server_and_three_clients_survive_a_killed_client(tmp_path):
     meta = json.loads((tmp_path / "runs" / "real" / "model" / "package.json").read_text())
     assert meta["privacy"]["federated"]["mode"] == "real"
     assert meta["privacy"]["federated"]["strategy"] == "fedadam"
+    # the server's work folder (the Flower app and home) is removed when it ends
+    assert not list((tmp_path / "tmp").glob("launchml-federation-*"))

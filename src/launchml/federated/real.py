@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -160,6 +161,7 @@ def serve(config: Path, *, clients: int, address: str | None = None,
                                env=_env(home))
     finally:
         _stop(link)
+        shutil.rmtree(work, ignore_errors=True)  # the app and Flower's home of this run
 
 
 def _free_port() -> int:
