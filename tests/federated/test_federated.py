@@ -110,20 +110,26 @@ def _row_strings(frame: pd.DataFrame) -> list[str]:
     return out
 
 
+def _wine_config(wine: pd.DataFrame, tmp_path: Path, name: str, sections: dict) -> Path:
+    """wine.csv and a federated run config <name>.yaml beside it (``sections`` added)."""
+    wine.to_csv(tmp_path / "wine.csv", index=False)
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": name, "output_dir": str(tmp_path / "runs"), "seed": 0,
+        "data": {"train": "wine.csv", "target": "target"},
+        "train": {"batch_size": 16, "learning_rate": 0.01},
+        "optimize": {"onnx": False, "int8": False}, **sections}))
+    return config
+
+
 @needs_fed
 @pytest.mark.slow
 def test_simulation_through_the_cli_packages_the_global_model(wine, tmp_path):
     import launchml
 
-    wine.to_csv(tmp_path / "wine.csv", index=False)
-    config = tmp_path / "fed.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "fed", "output_dir": str(tmp_path / "runs"), "seed": 0,
-        "data": {"train": "wine.csv", "target": "target"},
-        "train": {"batch_size": 16, "learning_rate": 0.01},
+    config = _wine_config(wine, tmp_path, "fed", {
         "privacy": {"dp": {"noise_multiplier": 0.8, "max_grad_norm": 2.0}},
-        "federated": {"rounds": 2, "strategy": "fedprox", "min_clients": 2},
-        "optimize": {"onnx": False, "int8": False}}))
+        "federated": {"rounds": 2, "strategy": "fedprox", "min_clients": 2}})
     env = {**os.environ, "LAUNCHML_QUIET": "0", "RAY_DEDUP_LOGS": "0"}
     # the main environment's CLI: Flower is not importable here, so it drives .venv-federated
     main_cli = Path(sys.executable).parent / "launchml"
@@ -162,14 +168,9 @@ def test_simulation_through_the_cli_packages_the_global_model(wine, tmp_path):
 @needs_fed
 @pytest.mark.slow
 def test_secure_aggregation_is_recorded_and_hides_the_clients(wine, tmp_path):
-    wine.to_csv(tmp_path / "wine.csv", index=False)
-    config = tmp_path / "sec.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "sec", "output_dir": str(tmp_path / "runs"), "seed": 0,
-        "data": {"train": "wine.csv", "target": "target"},
-        "train": {"batch_size": 16, "learning_rate": 0.01},
+    config = _wine_config(wine, tmp_path, "sec", {
         "federated": {"rounds": 1, "min_clients": 3, "secagg": True},
-        "optimize": {"onnx": False, "int8": False}, "evaluate": {"report": False}}))
+        "evaluate": {"report": False}})
     proc = subprocess.run([str(FED_PY), "-m", "launchml", "federate", "simulate", str(config),
                            "--clients", "3"], capture_output=True, text=True, timeout=900,
                           cwd=tmp_path)
